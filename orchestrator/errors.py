@@ -1,0 +1,101 @@
+"""The exception tree of stepweave.
+
+Two families, kept apart as pydantic-ai keeps ``UserError`` and ``AgentRunError``:
+a ``WorkflowError`` means the input is wrong and the user must fix it before anything
+runs; a ``RunError`` means something failed while running::
+
+    StepweaveError
+    ├── WorkflowError(ValueError)       bad definition: fix the input
+    │   ├── GraphValidationError         unknown dependency or tool, cycle, duplicate id,
+    │   │                                invalid arguments; ``.problems`` lists them all
+    │   ├── ExpressionError              a ``${{ … }}`` that does not parse or names
+    │   │                                something that does not exist
+    │   └── GraphEditError               an edit rejected whole; the graph is unchanged
+    └── RunError(RuntimeError)          failed while running
+        ├── TaskFailed                   a task failed beyond its retries (``.task_id``)
+        ├── TaskTimeout(TimeoutError)    one attempt ran past its timeout (retryable)
+        ├── RunCancelled                 the run was cancelled before it finished
+        ├── PlannerError                 the planner (LLM, joiner) failed
+        └── DeviceError                  a remote device failed, vanished or misbehaved
+
+Errors of other libraries are converted at the boundary (``raise PlannerError(…) from exc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DeviceError",
+    "ExpressionError",
+    "GraphEditError",
+    "GraphValidationError",
+    "PlannerError",
+    "RunCancelled",
+    "RunError",
+    "StepweaveError",
+    "TaskFailed",
+    "TaskTimeout",
+    "WorkflowError",
+]
+
+
+class StepweaveError(Exception):
+    """Base of every error stepweave raises on purpose."""
+
+
+class WorkflowError(StepweaveError, ValueError):
+    """The definition is wrong (bad graph, unknown tool, bad expression): fix the input."""
+
+
+class GraphValidationError(WorkflowError):
+    """A graph failed validation; ``problems`` holds every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[str], *, source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            message = f"{head}invalid graph: {self.problems[0]}"
+        else:
+            listing = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"{head}invalid graph ({len(self.problems)} problems):\n{listing}"
+        super().__init__(message)
+
+
+class ExpressionError(WorkflowError):
+    """A ``${{ … }}`` expression is malformed or refers to something that does not exist."""
+
+
+class GraphEditError(WorkflowError):
+    """A ``GraphEdit`` was rejected; nothing of it was applied."""
+
+
+class RunError(StepweaveError, RuntimeError):
+    """Something failed while a run was in flight."""
+
+
+class TaskFailed(RunError):
+    """A task failed beyond its retries."""
+
+    def __init__(self, task_id: str, message: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id!r} failed: {message}")
+
+
+class TaskTimeout(RunError, TimeoutError):
+    """One attempt of a task ran past its timeout. Retryable: the next attempt may be faster."""
+
+    retryable = True
+
+
+class RunCancelled(RunError):
+    """The run was cancelled before it finished."""
+
+
+class PlannerError(RunError):
+    """The planner or joiner failed (API error, unusable output after repairs)."""
+
+
+class DeviceError(RunError):
+    """A remote device failed, went silent, or sent something it should not have."""

@@ -1,0 +1,390 @@
+"""The core model: ``Task``, ``TaskGraph`` and ``GraphEdit``.
+
+A task's dependencies are its explicit ``deps`` plus every step its ``${{ … }}``
+expressions reference (read from the expression's syntax tree). Validation collects
+every problem, each naming the offending ids, and raises them together.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from tools import ToolRegistry
+
+from .errors import ExpressionError, GraphEditError, GraphValidationError
+from .expressions import CompiledValue, Expression, compile_expression, compile_value
+
+__all__ = [
+    "DeviceTarget",
+    "GraphEdit",
+    "LabelsTarget",
+    "Target",
+    "Task",
+    "TaskGraph",
+    "TaskStatus",
+]
+
+TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+
+class TaskStatus(StrEnum):
+    """pending → ready → running → succeeded | failed | skipped | cancelled."""
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
+
+
+class DeviceTarget(BaseModel):
+    """Run on one named device: ``target: {device: dev-1}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    device: str
+
+
+class LabelsTarget(BaseModel):
+    """Run on any device carrying these labels: ``target: {labels: {site: lab}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    labels: dict[str, str]
+
+
+#: Where a task runs: ``"local"`` (default), ``"any-device"``, or a device selector.
+Target = Literal["local", "any-device"] | DeviceTarget | LabelsTarget
+
+
+class Task(BaseModel):
+    """One step: a call of ``tool`` with ``args``, after ``deps``, if ``when`` holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(pattern=TASK_ID_PATTERN, max_length=200)]
+    tool: Annotated[str, Field(min_length=1)]
+    args: dict[str, Any] = Field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+    when: str | None = None
+    join: Literal["all", "any"] = "all"
+    target: Target = "local"
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    backoff: Annotated[float, Field(ge=0)] | None = None
+    idempotent: bool | None = None
+    needs_approval: bool | None = None
+    description: str = ""
+
+    _compiled: tuple[dict[str, CompiledValue], Expression | None, frozenset[str]] | None = PrivateAttr(
+        default=None
+    )
+
+    @field_validator("when")
+    @classmethod
+    def _wrap_bare_condition(cls, value: str | None) -> str | None:
+        # Accept `when: steps.a.output > 1` as GitHub Actions accepts a bare `if:`.
+        if value is not None and "${{" not in value:
+            return "${{ " + value + " }}"
+        return value
+
+    def _compile(self) -> tuple[dict[str, CompiledValue], Expression | None, frozenset[str]]:
+        if self._compiled is None:
+            args = {key: compile_value(value) for key, value in self.args.items()}
+            when = compile_expression(self.when) if self.when else None
+            deps = set(self.deps)
+            for value in args.values():
+                deps |= value.refs
+            if when is not None:
+                deps |= when.refs
+            self._compiled = (args, when, frozenset(deps))
+        return self._compiled
+
+    @property
+    def compiled_args(self) -> dict[str, CompiledValue]:
+        """Arguments with their expressions compiled (raises ``ExpressionError``)."""
+        return self._compile()[0]
+
+    @property
+    def condition(self) -> Expression | None:
+        """The compiled ``when`` condition, if any."""
+        return self._compile()[1]
+
+    @property
+    def dependencies(self) -> frozenset[str]:
+        """Explicit ``deps`` plus every step referenced by an expression."""
+        return self._compile()[2]
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+
+class GraphEdit(BaseModel):
+    """A change to a graph, applied atomically or rejected whole.
+
+    It may not touch a running or finished task (remove it, replace it, change its
+    dependencies) and may not create a cycle. New tasks may depend on finished ones.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    add: list[Task] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+    update: list[Task] = Field(default_factory=list, description="replacements, matched by id")
+    add_deps: list[tuple[str, str]] = Field(default_factory=list, description="(task, dependency)")
+    remove_deps: list[tuple[str, str]] = Field(default_factory=list, description="(task, dependency)")
+    reason: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.add or self.remove or self.update or self.add_deps or self.remove_deps)
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class TaskGraph:
+    """Tasks keyed by id, in insertion order, with their dependency edges."""
+
+    __slots__ = ("_tasks", "name")
+
+    def __init__(self, tasks: Iterable[Task] = (), *, name: str | None = None) -> None:
+        self.name = name
+        self._tasks: dict[str, Task] = {}
+        duplicates: list[str] = []
+        for task in tasks:
+            if task.id in self._tasks:
+                duplicates.append(task.id)
+            self._tasks[task.id] = task
+        if duplicates:
+            ids = ", ".join(repr(d) for d in dict.fromkeys(duplicates))
+            raise GraphValidationError([f"duplicate task id {ids}: task ids must be unique"])
+
+    # -- container protocol -----------------------------------------------------------
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        return MappingProxyType(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __getitem__(self, task_id: str) -> Task:
+        return self._tasks[task_id]
+
+    def __repr__(self) -> str:
+        return f"TaskGraph({len(self._tasks)} tasks{f', name={self.name!r}' if self.name else ''})"
+
+    def dependents(self) -> dict[str, list[str]]:
+        """For each task id, the ids of the tasks that depend on it."""
+        out: dict[str, list[str]] = {tid: [] for tid in self._tasks}
+        for task in self._tasks.values():
+            for dep in task.dependencies:
+                if dep in out:
+                    out[dep].append(task.id)
+        return out
+
+    # -- validation -------------------------------------------------------------------
+
+    def problems(self, tools: ToolRegistry | None = None, *, known: Collection[str] = ()) -> list[str]:
+        """Every problem in the graph, each naming the task (empty when valid).
+
+        ``known`` names tasks outside this graph that may be depended on (a stream's
+        earlier tasks).
+        """
+        problems: list[str] = []
+        ids = self._tasks.keys()
+        for task in self._tasks.values():
+            problems.extend(self._task_problems(task, ids, known, tools))
+        if not problems:
+            cycle = self.find_cycle()
+            if cycle:
+                problems.append("cycle: " + " -> ".join(cycle))
+        return problems
+
+    @staticmethod
+    def _task_problems(
+        task: Task, ids: Collection[str], known: Collection[str], tools: ToolRegistry | None
+    ) -> list[str]:
+        where = f"task {task.id!r}"
+        problems: list[str] = []
+        try:
+            args = task.compiled_args
+            condition = task.condition
+        except ExpressionError as exc:
+            return [f"{where}: {exc}"]
+        for dep in task.deps:
+            if dep == task.id:
+                problems.append(f"{where} depends on itself")
+            elif dep not in ids and dep not in known:
+                problems.append(f"{where} depends on unknown task {dep!r}{_did_you_mean(dep, ids)}")
+        for key, value in args.items():
+            for ref in sorted(value.refs):
+                if ref == task.id:
+                    problems.append(f"{where}: args.{key} references its own output")
+                elif ref not in ids and ref not in known:
+                    problems.append(
+                        f"{where}: args.{key} references unknown step {ref!r}{_did_you_mean(ref, ids)}"
+                    )
+        if condition is not None:
+            for ref in sorted(condition.refs):
+                if (ref not in ids and ref not in known) or ref == task.id:
+                    problems.append(f"{where}: when references unknown step {ref!r}{_did_you_mean(ref, ids)}")
+        if tools is not None:
+            if task.tool not in tools:
+                problems.append(f"{where}: {tools.unknown_message(task.tool)}")
+            else:
+                dynamic = {k for k, v in args.items() if not v.is_constant}
+                for problem in tools.get(task.tool).check_arguments(task.args, dynamic):
+                    problems.append(f"{where} (tool {task.tool!r}): {problem}")
+        return problems
+
+    def validate(self, tools: ToolRegistry | None = None, *, source: str | None = None) -> None:
+        """Raise ``GraphValidationError`` listing every problem, or return quietly."""
+        problems = self.problems(tools)
+        if problems:
+            raise GraphValidationError(problems, source=source)
+
+    def topological_order(self) -> list[str]:
+        """Task ids so that each comes after its dependencies (Kahn's algorithm)."""
+        order, _ = self._kahn()
+        if len(order) != len(self._tasks):
+            raise GraphValidationError(["cycle: " + " -> ".join(self.find_cycle() or [])])
+        return order
+
+    def _kahn(self) -> tuple[list[str], dict[str, int]]:
+        remaining = {
+            tid: sum(1 for d in t.dependencies if d in self._tasks) for tid, t in self._tasks.items()
+        }
+        dependents = self.dependents()
+        queue = [tid for tid, n in remaining.items() if n == 0]
+        order: list[str] = []
+        while queue:
+            tid = queue.pop()
+            order.append(tid)
+            for child in dependents[tid]:
+                remaining[child] -= 1
+                if remaining[child] == 0:
+                    queue.append(child)
+        return order, remaining
+
+    def find_cycle(self) -> list[str] | None:
+        """One dependency cycle as a closed path of ids (``[a, b, a]``), or ``None``."""
+        order, remaining = self._kahn()
+        if len(order) == len(self._tasks):
+            return None
+        stuck = {tid for tid, n in remaining.items() if n > 0}
+        # Walk dependencies from a stuck node until one repeats: every stuck node has a
+        # stuck dependency, so the walk must close a loop.
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        node = min(stuck)
+        while node not in seen:
+            seen[node] = len(path)
+            path.append(node)
+            node = min(d for d in self._tasks[node].dependencies if d in stuck)
+        loop = path[seen[node] :]
+        # Report in execution direction: dependency first.
+        loop.reverse()
+        return [*loop, loop[0]]
+
+    # -- edits ------------------------------------------------------------------------
+
+    def apply(
+        self,
+        edit: GraphEdit,
+        *,
+        frozen: Collection[str] = (),
+        tools: ToolRegistry | None = None,
+    ) -> TaskGraph:
+        """A new graph with ``edit`` applied; ``GraphEditError`` (and no change) if invalid.
+
+        ``frozen`` names tasks that have started or ended: the edit may not remove,
+        replace or re-wire them.
+        """
+        problems: list[str] = []
+        tasks = dict(self._tasks)
+        for tid in edit.remove:
+            if tid not in tasks:
+                problems.append(f"cannot remove unknown task {tid!r}")
+            elif tid in frozen:
+                problems.append(f"cannot remove task {tid!r}: it has already started")
+            else:
+                del tasks[tid]
+        for task in edit.update:
+            if task.id not in tasks:
+                problems.append(f"cannot update unknown task {task.id!r}")
+            elif task.id in frozen:
+                problems.append(f"cannot update task {task.id!r}: it has already started")
+            else:
+                tasks[task.id] = task
+        for task in edit.add:
+            if task.id in tasks:
+                problems.append(f"cannot add task {task.id!r}: a task with that id exists")
+            else:
+                tasks[task.id] = task
+        for tid, dep in edit.add_deps:
+            if tid not in tasks:
+                problems.append(f"cannot add a dependency to unknown task {tid!r}")
+            elif tid in frozen:
+                problems.append(f"cannot add a dependency to task {tid!r}: it has already started")
+            else:
+                old = tasks[tid]
+                tasks[tid] = old.model_copy(update={"deps": (*old.deps, dep)})
+        for tid, dep in edit.remove_deps:
+            if tid not in tasks:
+                problems.append(f"cannot remove a dependency of unknown task {tid!r}")
+            elif tid in frozen:
+                problems.append(f"cannot remove a dependency of {tid!r}: it has already started")
+            elif dep not in tasks[tid].deps:
+                implicit = dep in tasks[tid].dependencies
+                why = (
+                    "it comes from an expression in its args; update the task"
+                    if implicit
+                    else ("it is not one of its deps")
+                )
+                problems.append(f"cannot remove dependency {dep!r} of {tid!r}: {why}")
+            else:
+                old = tasks[tid]
+                tasks[tid] = old.model_copy(update={"deps": tuple(d for d in old.deps if d != dep)})
+        if not problems:
+            candidate = TaskGraph(tasks.values(), name=self.name)
+            problems = candidate.problems(tools)
+            if not problems:
+                return candidate
+        listing = "; ".join(problems)
+        raise GraphEditError(f"edit rejected, graph unchanged: {listing}")
+
+    # -- serialisation ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tasks": [t.model_dump(mode="json", exclude_defaults=True) for t in self],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskGraph:
+        return cls((Task.model_validate(t) for t in data.get("tasks", ())), name=data.get("name"))

@@ -1,0 +1,644 @@
+"""The dependency-driven scheduler: every task starts the moment its inputs are ready.
+
+Readiness has one source of truth, a counter per task of dependencies that have not yet
+ended: when a task ends it decrements its dependents' counters and starts those that
+reach zero. Nothing polls and nothing sleeps, so a slow branch never delays an unrelated
+fast one. All steps of a run live in one ``asyncio.TaskGroup``: cancelling the run cancels
+every step; a per-task timeout cancels only that step.
+
+Dependency outcomes decide what a task does once all of them have ended:
+
+- ``join: all`` (default): runs if every dependency succeeded; is SKIPPED if one was
+  skipped (conditions propagate down a branch); is CANCELLED if one failed.
+- ``join: any`` (an OR-join): runs if at least one dependency succeeded.
+- then ``when`` is evaluated: false means SKIPPED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from tools import Tool, ToolContext, ToolRegistry
+
+from .errors import GraphEditError, GraphValidationError, TaskTimeout
+from .events import (
+    Event,
+    GraphEdited,
+    RunEnded,
+    RunStarted,
+    TaskAdded,
+    TaskEnded,
+    TaskProgress,
+    TaskReady,
+    TaskRetrying,
+    TaskStarted,
+)
+from .executors import Executor, ToolCall
+from .graph import GraphEdit, Task, TaskGraph, TaskStatus
+from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
+
+__all__ = ["Approver", "FailurePolicy", "ReplanRequest", "Replanner", "Scheduler"]
+
+FailurePolicy = Literal["fail_fast", "continue", "replan"]
+
+_log = logging.getLogger("stepweave.scheduler")
+
+_PENDING = TaskStatus.PENDING
+_READY = TaskStatus.READY
+_RUNNING = TaskStatus.RUNNING
+_SUCCEEDED = TaskStatus.SUCCEEDED
+_FAILED = TaskStatus.FAILED
+_SKIPPED = TaskStatus.SKIPPED
+_CANCELLED = TaskStatus.CANCELLED
+
+
+@dataclass(frozen=True, slots=True)
+class ReplanRequest:
+    """What a replanner sees when a task failed beyond its retries."""
+
+    run_id: str
+    graph: TaskGraph
+    results: Mapping[str, TaskResult]
+    failed_task: str
+    error: TaskError
+
+
+#: Given a failure, return a ``GraphEdit`` to recover, or ``None`` to give up.
+Replanner = Callable[[ReplanRequest], Awaitable[GraphEdit | None]]
+#: Decides whether a task marked ``needs_approval`` may run.
+Approver = Callable[[Task, Mapping[str, Any]], Awaitable[bool]]
+
+
+class _Node:
+    """Run-time state of one task. ``result.status`` is the only status there is."""
+
+    __slots__ = (
+        "blocked_by",
+        "dependents",
+        "handle",
+        "n_failed",
+        "n_ok",
+        "n_skipped",
+        "propagated",
+        "recovered",
+        "remaining",
+        "result",
+        "task",
+    )
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.result = TaskResult(task.id, task.tool)
+        self.dependents: list[_Node] = []
+        self.remaining = 0
+        self.n_ok = 0
+        self.n_skipped = 0
+        self.n_failed = 0
+        self.blocked_by: str | None = None
+        self.handle: asyncio.Task[None] | None = None
+        self.propagated = False
+        self.recovered = False
+
+
+class _Failure(Exception):
+    """Internal: carries a final ``TaskError`` out of the concurrency-limited section."""
+
+    def __init__(self, error: TaskError) -> None:
+        self.error = error
+
+
+class Scheduler:
+    """Runs one graph once. Built and driven by ``orchestrator.run.Run``."""
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        *,
+        tools: ToolRegistry,
+        run_id: str,
+        emit: Callable[[Event], None],
+        executors: Mapping[str, Executor],
+        inputs: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        max_concurrency: int | None = None,
+        tool_limits: Mapping[str, int] | None = None,
+        failure_policy: FailurePolicy = "fail_fast",
+        default_timeout: float | None = None,
+        default_retries: int = 0,
+        default_backoff: float = 0.2,
+        max_backoff: float = 30.0,
+        approver: Approver | None = None,
+        replanner: Replanner | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.graph = graph
+        self._tools = tools
+        self._emit = emit
+        self._executors = executors
+        self._policy = failure_policy
+        self._default_timeout = default_timeout
+        self._default_retries = default_retries
+        self._default_backoff = default_backoff
+        self._max_backoff = max_backoff
+        self._approver = approver
+        self._replanner = replanner
+        self._global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._tool_limits = {name: asyncio.Semaphore(n) for name, n in (tool_limits or {}).items()}
+        self._steps: dict[str, dict[str, Any]] = {}
+        self._scope: dict[str, Any] = {"steps": self._steps, "inputs": dict(inputs or {})}
+        if env is not None:
+            self._scope["env"] = dict(env)
+        self._nodes: dict[str, _Node] = {}
+        self._open = 0
+        self._input_open = False
+        self._aborting = False
+        self._ended = False
+        self._status = RunStatus.SUCCEEDED
+        self._error: str | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._feeder: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._started_at = 0.0
+        self._loop_thread = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        for task in graph:
+            self._nodes[task.id] = _Node(task)
+        self._open = len(self._nodes)
+        self._rewire()
+
+    # -- public -----------------------------------------------------------------------
+
+    async def run(self, stream: AsyncIterable[Task] | None = None) -> RunResult:
+        """Run until every task has ended (and ``stream`` is exhausted); return the result."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._started_at = time.time()
+        self._input_open = stream is not None
+        self._emit(RunStarted(run_id=self.run_id, graph=self.graph, at=self._started_at))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                if stream is not None:
+                    self._feeder = tg.create_task(self._feed(stream), name=f"{self.run_id}:feed")
+                for node in list(self._nodes.values()):
+                    if node.remaining == 0 and node.result.status is _PENDING:
+                        self._resolve(node)
+                self._check_done()
+                await self._done.wait()
+        except asyncio.CancelledError:
+            self._status = RunStatus.CANCELLED
+            self._error = self._error or "run cancelled"
+            raise
+        finally:
+            self._ended = True
+            for node in self._nodes.values():
+                if not node.result.status.is_terminal:
+                    self._end(node, _CANCELLED, error=self._cancel_error(), propagate=False)
+            result = self.result()
+            self._emit(RunEnded(run_id=self.run_id, result=result))
+        return result
+
+    def cancel(self, reason: str = "cancelled by request") -> None:
+        """Stop the run: running steps are cancelled, pending ones never start."""
+        if self._ended:
+            return
+        self._status = RunStatus.CANCELLED
+        self._abort(reason)
+
+    def add_task(self, task: Task) -> None:
+        """Add one task to the running graph (its dependencies must already be known)."""
+        if self._ended:
+            raise GraphEditError(f"cannot add task {task.id!r}: the run has ended")
+        problems: list[str] = []
+        if task.id in self._nodes:
+            problems.append(f"duplicate task id {task.id!r}: task ids must be unique")
+        problems.extend(TaskGraph._task_problems(task, self._nodes.keys(), (), self._tools))
+        problems.extend(self._target_problems(task))
+        if problems:
+            raise GraphValidationError(problems)
+        self.graph._tasks[task.id] = task  # incremental: a new leaf cannot close a cycle
+        node = self._nodes[task.id] = _Node(task)
+        self._open += 1
+        for dep in task.dependencies:
+            parent = self._nodes[dep]
+            parent.dependents.append(node)
+            if parent.propagated:
+                self._count(node, parent)
+            else:
+                node.remaining += 1
+        self._emit(TaskAdded(run_id=self.run_id, task=task))
+        if node.remaining == 0 and self._tg is not None:
+            self._resolve(node)
+
+    def apply(self, edit: GraphEdit) -> None:
+        """Apply ``edit`` atomically, or raise ``GraphEditError`` and change nothing."""
+        if self._ended:
+            raise GraphEditError("edit rejected: the run has ended")
+        frozen = {tid for tid, n in self._nodes.items() if n.result.status is not _PENDING}
+        new_graph = self.graph.apply(edit, frozen=frozen, tools=self._tools)
+        target_problems = [p for t in (*edit.add, *edit.update) for p in self._target_problems(t)]
+        if target_problems:
+            raise GraphEditError("edit rejected, graph unchanged: " + "; ".join(target_problems))
+        # Validated: commit. Nothing below can fail, so the edit is all-or-nothing.
+        for tid in [tid for tid in self._nodes if tid not in new_graph]:
+            del self._nodes[tid]
+            self._open -= 1
+        for task in new_graph:
+            node = self._nodes.get(task.id)
+            if node is None:
+                self._nodes[task.id] = _Node(task)
+                self._open += 1
+            elif node.task is not task:
+                node.task = task
+                node.result.tool = task.tool
+        self.graph = new_graph
+        self._rewire()
+        self._emit(GraphEdited(run_id=self.run_id, edit=edit))
+        if self._tg is not None:
+            for node in list(self._nodes.values()):
+                if node.remaining == 0 and node.result.status is _PENDING:
+                    self._resolve(node)
+        self._check_done()
+
+    def result(self) -> RunResult:
+        status = self._status
+        if status is RunStatus.SUCCEEDED and any(
+            n.result.status is _FAILED and not n.recovered for n in self._nodes.values()
+        ):
+            status = RunStatus.FAILED
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            tasks={tid: n.result for tid, n in self._nodes.items()},
+            started_at=self._started_at,
+            ended_at=time.time(),
+            error=self._error if status is not RunStatus.SUCCEEDED else None,
+        )
+
+    # -- readiness --------------------------------------------------------------------
+
+    def _rewire(self) -> None:
+        """Recompute dependents and counters from the graph (start-up and after edits)."""
+        nodes = self._nodes
+        for node in nodes.values():
+            node.dependents = []
+        for node in nodes.values():
+            if node.result.status is not _PENDING:
+                continue
+            node.remaining = node.n_ok = node.n_skipped = node.n_failed = 0
+            for dep in node.task.dependencies:
+                parent = nodes[dep]
+                if parent.propagated:
+                    self._count(node, parent)
+                else:
+                    node.remaining += 1
+        for node in nodes.values():
+            for dep in node.task.dependencies:
+                nodes[dep].dependents.append(node)
+
+    @staticmethod
+    def _count(node: _Node, parent: _Node) -> None:
+        status = parent.result.status
+        if status is _SUCCEEDED:
+            node.n_ok += 1
+        elif status is _SKIPPED:
+            node.n_skipped += 1
+        else:
+            node.n_failed += 1
+            node.blocked_by = node.blocked_by or parent.task.id
+
+    def _propagate(self, node: _Node) -> None:
+        node.propagated = True
+        for child in node.dependents:
+            if child.result.status is not _PENDING:
+                continue
+            self._count(child, node)
+            child.remaining -= 1
+            if child.remaining == 0:
+                self._resolve(child)
+
+    def _resolve(self, node: _Node) -> None:
+        """All dependencies ended: start, skip or cancel ``node``."""
+        if self._aborting:
+            self._end(node, _CANCELLED, error=self._cancel_error())
+            return
+        task = node.task
+        if task.join == "all":
+            blocked = node.n_failed > 0
+            skip = not blocked and node.n_skipped > 0
+        else:
+            blocked = node.n_ok == 0 and node.n_failed > 0
+            skip = node.n_ok == 0 and not blocked and node.n_skipped > 0
+        if blocked:
+            message = f"not run: dependency {node.blocked_by!r} did not succeed"
+            self._end(node, _CANCELLED, error=TaskError("UpstreamFailed", message, False))
+            return
+        if skip:
+            self._end(node, _SKIPPED)
+            return
+        condition = task.condition
+        if condition is not None:
+            try:
+                holds = condition.evaluate(self._scope)
+            except Exception as exc:
+                self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
+                return
+            if not holds:
+                self._end(node, _SKIPPED)
+                return
+        node.result.status = _READY
+        self._emit(TaskReady(run_id=self.run_id, task_id=task.id))
+        assert self._tg is not None
+        node.handle = self._tg.create_task(self._execute(node), name=f"{self.run_id}:{task.id}")
+
+    def _check_done(self) -> None:
+        if self._open == 0 and not self._input_open:
+            self._done.set()
+
+    # -- ending tasks -----------------------------------------------------------------
+
+    def _end(
+        self,
+        node: _Node,
+        status: TaskStatus,
+        *,
+        output: Any = None,
+        error: TaskError | None = None,
+        propagate: bool = True,
+    ) -> None:
+        result = node.result
+        if result.status.is_terminal:  # terminal states are immutable
+            return
+        result.status = status
+        result.output = output
+        result.error = error
+        result.ended_at = time.time()
+        node.handle = None
+        task_id = node.task.id
+        self._steps[task_id] = {
+            "output": output,
+            "status": status.value,
+            "error": error.message if error else None,
+        }
+        self._open -= 1
+        self._emit(
+            TaskEnded(
+                run_id=self.run_id,
+                task_id=task_id,
+                status=status,
+                attempts=result.attempts,
+                output=output,
+                error=error,
+                at=result.ended_at,
+            )
+        )
+        if status is _FAILED and not node.recovered:
+            if self._error is None:
+                self._error = f"task {task_id!r} failed: {error}"
+            if self._policy != "continue":
+                self._abort(self._error)
+        if propagate:
+            self._propagate(node)
+        self._check_done()
+
+    def _cancel_error(self) -> TaskError:
+        reason = self._error or "run cancelled"
+        return TaskError("Cancelled", f"cancelled: {reason}", False)
+
+    def _abort(self, reason: str) -> None:
+        """Cancel everything still running or waiting; used by fail-fast and ``cancel()``."""
+        if self._aborting:
+            return
+        self._aborting = True
+        if self._error is None:
+            self._error = reason
+        if self._feeder is not None:
+            self._feeder.cancel()
+        for node in list(self._nodes.values()):
+            if node.handle is not None:
+                node.handle.cancel()
+            elif node.result.status is _PENDING:
+                self._end(node, _CANCELLED, error=self._cancel_error(), propagate=False)
+        self._check_done()
+
+    # -- executing --------------------------------------------------------------------
+
+    async def _execute(self, node: _Node) -> None:
+        task = node.task
+        tool = self._tools.get(task.tool)
+        try:
+            try:
+                tool_limit = self._tool_limits.get(task.tool)
+                if tool_limit is None and self._global_limit is None:
+                    output = await self._attempts(node, tool)
+                else:
+                    async with _Limits(tool_limit, self._global_limit):
+                        output = await self._attempts(node, tool)
+            except _Failure as failure:
+                await self._fail(node, failure.error)
+                return
+            self._end(node, _SUCCEEDED, output=output)
+        except asyncio.CancelledError:
+            self._end(node, _CANCELLED, error=self._cancel_error())
+            raise
+
+    async def _attempts(self, node: _Node, tool: Tool) -> Any:
+        task = node.task
+        result = node.result
+        result.status = _RUNNING
+        result.started_at = time.time()
+        needs_approval = task.needs_approval if task.needs_approval is not None else tool.needs_approval
+        if needs_approval:
+            await self._check_approval(node)
+        retries = task.retries if task.retries is not None else tool.retries
+        if retries is None:
+            retries = self._default_retries
+        if retries == 0:
+            # The common case skips tenacity's machinery: it costs more than a no-op task.
+            try:
+                return await self._attempt(node, tool, 1)
+            except Exception as exc:
+                raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+        backoff = task.backoff if task.backoff is not None else self._default_backoff
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(retries + 1),
+            wait=wait_exponential_jitter(initial=backoff, max=self._max_backoff, jitter=backoff),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=lambda state: self._retrying(node, state),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(node, tool, attempt.retry_state.attempt_number)
+        except Exception as exc:
+            raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _attempt(self, node: _Node, tool: Tool, attempt: int) -> Any:
+        task = node.task
+        node.result.attempts = attempt
+        self._emit(TaskStarted(run_id=self.run_id, task_id=task.id, attempt=attempt))
+        args = self._render_args(task)
+        context = self._context(task, tool, attempt) if tool.takes_context else None
+        call = ToolCall(self.run_id, task, tool, args, attempt, context)
+        executor = self._executors["local" if task.is_local else "device"]
+        timeout = task.timeout or tool.timeout or self._default_timeout
+        if timeout is None:
+            return await executor.execute(call)
+        try:
+            async with asyncio.timeout(timeout):
+                return await executor.execute(call)
+        except TimeoutError:
+            detail = ""
+            if not tool.is_async and task.is_local:
+                detail = " (its worker thread cannot be stopped and may still be running)"
+            raise TaskTimeout(f"timed out after {timeout:g}s{detail}") from None
+
+    def _render_args(self, task: Task) -> dict[str, Any]:
+        compiled = task.compiled_args
+        args = task.args
+        for key, value in compiled.items():
+            if not value.is_constant:
+                if args is task.args:
+                    args = dict(args)
+                args[key] = value.render(self._scope)
+        return args
+
+    def _context(self, task: Task, tool: Tool, attempt: int) -> ToolContext:
+        def report(fraction: float | None, message: str) -> None:
+            event = TaskProgress(
+                run_id=self.run_id, task_id=task.id, attempt=attempt, fraction=fraction, message=message
+            )
+            if threading.get_ident() == self._loop_thread:
+                self._emit(event)
+            elif self._loop is not None:
+                self._loop.call_soon_threadsafe(self._emit, event)
+
+        logger = logging.LoggerAdapter(
+            logging.getLogger(f"stepweave.tools.{tool.name}"),
+            {"run_id": self.run_id, "task_id": task.id, "attempt": attempt},
+        )
+        return ToolContext(self.run_id, task.id, attempt, report, logger)
+
+    def _retrying(self, node: _Node, state: RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        error = TaskError.from_exception(exc) if exc else TaskError("Error", "unknown", True)
+        delay = state.next_action.sleep if state.next_action else 0.0
+        self._emit(
+            TaskRetrying(
+                run_id=self.run_id,
+                task_id=node.task.id,
+                attempt=state.attempt_number,
+                error=error,
+                delay=delay,
+            )
+        )
+
+    async def _check_approval(self, node: _Node) -> None:
+        task = node.task
+        if self._approver is None:
+            raise _Failure(
+                TaskError(
+                    "ApprovalRequired",
+                    f"task {task.id!r} needs approval and no approver is configured "
+                    "(pass approver= to the Orchestrator, or --yes on the command line)",
+                    False,
+                )
+            )
+        if not await self._approver(task, task.args):
+            raise _Failure(TaskError("ApprovalDenied", f"task {task.id!r} was not approved", False))
+
+    async def _fail(self, node: _Node, error: TaskError) -> None:
+        if self._policy == "replan" and self._replanner is not None and not self._aborting:
+            node.recovered = await self._replan(node, error)
+        self._end(node, _FAILED, error=error)
+
+    async def _replan(self, node: _Node, error: TaskError) -> bool:
+        request = ReplanRequest(
+            run_id=self.run_id,
+            graph=self.graph,
+            results={tid: n.result for tid, n in self._nodes.items()},
+            failed_task=node.task.id,
+            error=error,
+        )
+        assert self._replanner is not None
+        try:
+            edit = await self._replanner(request)
+            if edit is None or edit.is_empty:
+                return False
+            self.apply(edit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.warning("replanning after %r failed: %s", node.task.id, exc)
+            self._error = f"task {node.task.id!r} failed: {error}; replanning failed: {exc}"
+            return False
+        return True
+
+    # -- streaming input --------------------------------------------------------------
+
+    async def _feed(self, stream: AsyncIterable[Task]) -> None:
+        try:
+            async for task in stream:
+                self.add_task(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._error = self._error or f"task stream failed: {type(exc).__name__}: {exc}"
+            self._status = RunStatus.FAILED
+            if self._policy != "continue":
+                self._abort(self._error)
+        finally:
+            self._input_open = False
+            self._check_done()
+
+    def _target_problems(self, task: Task) -> list[str]:
+        if task.is_local or "device" in self._executors:
+            return []
+        return [
+            f"task {task.id!r} targets {task.target!r} but no device executor is configured "
+            "(pass broker= to the Orchestrator, or --broker on the command line)"
+        ]
+
+
+class _Limits:
+    """Acquire the tool's slot, then a global slot; release in reverse."""
+
+    __slots__ = ("_global", "_tool")
+
+    def __init__(self, tool: asyncio.Semaphore | None, global_: asyncio.Semaphore | None) -> None:
+        self._tool = tool
+        self._global = global_
+
+    async def __aenter__(self) -> None:
+        if self._tool is not None:
+            await self._tool.acquire()
+        if self._global is not None:
+            try:
+                await self._global.acquire()
+            except BaseException:
+                if self._tool is not None:
+                    self._tool.release()
+                raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._global is not None:
+            self._global.release()
+        if self._tool is not None:
+            self._tool.release()

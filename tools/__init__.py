@@ -1,0 +1,29 @@
+"""Tools: typed functions that do the work of a step.
+
+``tools`` depends on nothing else in stepweave. See ``tools.errors`` for the exception tree.
+"""
+
+from .base import SyncRunner, Tool, tool
+from .context import ProgressReporter, ToolContext
+from .errors import (
+    ToolArgumentError,
+    ToolDefinitionError,
+    ToolError,
+    ToolNotFoundError,
+    ToolResultError,
+)
+from .registry import ToolRegistry
+
+__all__ = [
+    "ProgressReporter",
+    "SyncRunner",
+    "Tool",
+    "ToolArgumentError",
+    "ToolContext",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolNotFoundError",
+    "ToolRegistry",
+    "ToolResultError",
+    "tool",
+]

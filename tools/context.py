@@ -1,0 +1,45 @@
+"""The context a tool may ask for by declaring a first parameter typed ``ToolContext``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["ProgressReporter", "ToolContext"]
+
+#: Called as ``progress(fraction, message)``; ``fraction`` is in [0, 1] or ``None`` if unknown.
+ProgressReporter = Callable[[float | None, str], None]
+
+
+def _no_progress(fraction: float | None, message: str) -> None:
+    """Default reporter for calls made outside a run (tests, direct calls)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a running tool may know about the call it serves.
+
+    It is injected, never part of the tool's argument schema, so the model or the YAML
+    author never sees it.
+    """
+
+    #: Id of the run this call belongs to.
+    run_id: str = "local"
+    #: Id of the task (step) being executed.
+    task_id: str = "call"
+    #: Attempt number, starting at 1; a retry increments it.
+    attempt: int = 1
+    #: Reports progress; safe to call from the tool's worker thread.
+    report: ProgressReporter = field(default=_no_progress, repr=False)
+    #: A logger whose records carry the run and task ids.
+    logger: logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("stepweave.tools"), {}),
+        repr=False,
+    )
+
+    def progress(self, fraction: float | None = None, message: str = "") -> None:
+        """Report progress of a long call (``fraction`` in [0, 1], or ``None`` if unknown)."""
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be within [0, 1], got {fraction}")
+        self.report(fraction, message)
