@@ -39,7 +39,21 @@ _OPEN = "${{"
 _HYPHENATED = re.compile(r"steps\.(\w+(?:-\w+)+)")
 _SINGLE = re.compile(r"^\s*\$\{\{(?P<body>.*)\}\}\s*$", re.DOTALL)
 
-_ENV = ImmutableSandboxedEnvironment(
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with keys before attributes on mappings.
+
+    Results are JSON-like data, so ``output.items`` must mean the key "items", not the
+    ``dict.items`` method Jinja would otherwise find first.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_ENV = _Environment(
     variable_start_string=_OPEN,
     variable_end_string="}}",
     # Statements and comments get delimiters nobody types by accident: a workflow's text

@@ -101,6 +101,12 @@ class Task(BaseModel):
             return "${{ " + value + " }}"
         return value
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Task:
+        """A copy with ``update`` applied, re-validated (the compiled cache is not carried over)."""
+        data = self.model_dump()
+        data.update(update or {})
+        return Task.model_validate(data)
+
     def _compile(self) -> tuple[dict[str, CompiledValue], Expression | None, frozenset[str]]:
         if self._compiled is None:
             args = {key: compile_value(value) for key, value in self.args.items()}

@@ -431,6 +431,10 @@ class Scheduler:
         for node in list(self._nodes.values()):
             if node.handle is not None:
                 node.handle.cancel()
+                if node.result.status is _READY:
+                    # Its coroutine may not have started, and a task cancelled before its
+                    # first step never runs its own except-block: end it here.
+                    self._end(node, _CANCELLED, error=self._cancel_error(), propagate=False)
             elif node.result.status is _PENDING:
                 self._end(node, _CANCELLED, error=self._cancel_error(), propagate=False)
         self._check_done()
@@ -455,6 +459,10 @@ class Scheduler:
         except asyncio.CancelledError:
             self._end(node, _CANCELLED, error=self._cancel_error())
             raise
+        except Exception as exc:
+            # A bug of ours (or a replanner's) must fail this task, not crash the run.
+            _log.exception("internal error while running task %r", task.id)
+            self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
 
     async def _attempts(self, node: _Node, tool: Tool) -> Any:
         task = node.task
@@ -476,7 +484,7 @@ class Scheduler:
         backoff = task.backoff if task.backoff is not None else self._default_backoff
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries + 1),
-            wait=wait_exponential_jitter(initial=backoff, max=self._max_backoff, jitter=backoff),
+            wait=wait_exponential_jitter(multiplier=backoff, max=self._max_backoff, jitter=backoff),
             retry=retry_if_exception(is_retryable),
             before_sleep=lambda state: self._retrying(node, state),
             reraise=True,

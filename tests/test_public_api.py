@@ -1,0 +1,43 @@
+"""What each package exports is exactly what is meant to be public (as httpx guards it)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "tools": {
+        "ProgressReporter", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
+        "ToolDefinitionError", "ToolError", "ToolNotFoundError", "ToolRegistry", "ToolResultError",
+        "tool",
+    },
+    "orchestrator": {
+        "Approver", "DeviceError", "DeviceTarget", "Event", "Executor", "ExpressionError",
+        "FailurePolicy", "GraphEdit", "GraphEditError", "GraphEdited", "GraphSource",
+        "GraphValidationError", "LabelsTarget", "LocalExecutor", "Orchestrator", "PlannerError",
+        "ReplanRequest", "Replanner", "Run", "RunCancelled", "RunEnded", "RunError", "RunResult",
+        "RunStarted", "RunStatus", "StepweaveError", "Target", "Task", "TaskAdded", "TaskEnded",
+        "TaskError", "TaskFailed", "TaskGraph", "TaskProgress", "TaskReady", "TaskResult",
+        "TaskRetrying", "TaskStarted", "TaskStatus", "TaskTimeout", "ToolCall", "WorkflowError",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED))
+def test_exports_are_exactly_the_public_api(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == EXPECTED[package]
+    assert sorted(module.__all__) == list(module.__all__), "keep __all__ sorted"
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_exception_tree_has_two_families() -> None:
+    import orchestrator as o
+
+    for definition in (o.GraphValidationError, o.ExpressionError, o.GraphEditError):
+        assert issubclass(definition, o.WorkflowError) and issubclass(definition, ValueError)
+    for runtime in (o.TaskFailed, o.TaskTimeout, o.RunCancelled, o.PlannerError, o.DeviceError):
+        assert issubclass(runtime, o.RunError) and not issubclass(runtime, o.WorkflowError)
+    assert issubclass(o.TaskTimeout, TimeoutError)
