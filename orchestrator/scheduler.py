@@ -88,8 +88,13 @@ class _Node:
 
     __slots__ = (
         "blocked_by",
+        "condition",
         "dependents",
+        "dynamic_args",
+        "executor",
         "handle",
+        "limits",
+        "needs_approval",
         "n_failed",
         "n_ok",
         "n_skipped",
@@ -97,8 +102,19 @@ class _Node:
         "recovered",
         "remaining",
         "result",
+        "retries",
         "task",
+        "timeout",
+        "tool",
     )
+
+    # Effective policy, resolved once by Scheduler._prepare.
+    tool: Tool
+    retries: int
+    timeout: float | None
+    needs_approval: bool
+    executor: Executor
+    limits: _Limits | None
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -112,6 +128,13 @@ class _Node:
         self.handle: asyncio.Task[None] | None = None
         self.propagated = False
         self.recovered = False
+
+    def _compile(self) -> None:
+        # Cached here, on a plain slotted object: reading pydantic private attributes on
+        # every dispatch costs more than the rest of a no-op task's bookkeeping.
+        task = self.task
+        self.condition = task.condition
+        self.dynamic_args = tuple((k, v) for k, v in task.compiled_args.items() if not v.is_constant)
 
 
 class _Failure(Exception):
@@ -176,7 +199,7 @@ class Scheduler:
         self._loop_thread = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         for task in graph:
-            self._nodes[task.id] = _Node(task)
+            self._nodes[task.id] = self._prepare(_Node(task))
         self._open = len(self._nodes)
         self._rewire()
 
@@ -231,7 +254,7 @@ class Scheduler:
         if problems:
             raise GraphValidationError(problems)
         self.graph._tasks[task.id] = task  # incremental: a new leaf cannot close a cycle
-        node = self._nodes[task.id] = _Node(task)
+        node = self._nodes[task.id] = self._prepare(_Node(task))
         self._open += 1
         for dep in task.dependencies:
             parent = self._nodes[dep]
@@ -260,11 +283,12 @@ class Scheduler:
         for task in new_graph:
             node = self._nodes.get(task.id)
             if node is None:
-                self._nodes[task.id] = _Node(task)
+                self._nodes[task.id] = self._prepare(_Node(task))
                 self._open += 1
             elif node.task is not task:
                 node.task = task
                 node.result.tool = task.tool
+                self._prepare(node)
         self.graph = new_graph
         self._rewire()
         self._emit(GraphEdited(run_id=self.run_id, edit=edit))
@@ -350,7 +374,7 @@ class Scheduler:
         if skip:
             self._end(node, _SKIPPED)
             return
-        condition = task.condition
+        condition = node.condition
         if condition is not None:
             try:
                 holds = condition.evaluate(self._scope)
@@ -363,7 +387,7 @@ class Scheduler:
         node.result.status = _READY
         self._emit(TaskReady(run_id=self.run_id, task_id=task.id))
         assert self._tg is not None
-        node.handle = self._tg.create_task(self._execute(node), name=f"{self.run_id}:{task.id}")
+        node.handle = self._tg.create_task(self._execute(node))
 
     def _check_done(self) -> None:
         if self._open == 0 and not self._input_open:
@@ -442,16 +466,14 @@ class Scheduler:
     # -- executing --------------------------------------------------------------------
 
     async def _execute(self, node: _Node) -> None:
-        task = node.task
-        tool = self._tools.get(task.tool)
         try:
             try:
-                tool_limit = self._tool_limits.get(task.tool)
-                if tool_limit is None and self._global_limit is None:
-                    output = await self._attempts(node, tool)
+                limits = node.limits
+                if limits is None:
+                    output = await self._attempts(node)
                 else:
-                    async with _Limits(tool_limit, self._global_limit):
-                        output = await self._attempts(node, tool)
+                    async with limits:
+                        output = await self._attempts(node)
             except _Failure as failure:
                 await self._fail(node, failure.error)
                 return
@@ -461,70 +483,81 @@ class Scheduler:
             raise
         except Exception as exc:
             # A bug of ours (or a replanner's) must fail this task, not crash the run.
-            _log.exception("internal error while running task %r", task.id)
+            _log.exception("internal error while running task %r", node.task.id)
             self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
 
-    async def _attempts(self, node: _Node, tool: Tool) -> Any:
-        task = node.task
+    async def _attempts(self, node: _Node) -> Any:
         result = node.result
         result.status = _RUNNING
         result.started_at = time.time()
-        needs_approval = task.needs_approval if task.needs_approval is not None else tool.needs_approval
-        if needs_approval:
+        if node.needs_approval:
             await self._check_approval(node)
-        retries = task.retries if task.retries is not None else tool.retries
-        if retries is None:
-            retries = self._default_retries
-        if retries == 0:
-            # The common case skips tenacity's machinery: it costs more than a no-op task.
-            try:
-                return await self._attempt(node, tool, 1)
-            except Exception as exc:
-                raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+        try:
+            if node.retries == 0:
+                # The common case skips tenacity's machinery: it costs more than a no-op task.
+                return await self._attempt(node, 1)
+            return await self._retrying_attempts(node)
+        except Exception as exc:
+            raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+
+    async def _retrying_attempts(self, node: _Node) -> Any:
+        task = node.task
         backoff = task.backoff if task.backoff is not None else self._default_backoff
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(retries + 1),
+            stop=stop_after_attempt(node.retries + 1),
             wait=wait_exponential_jitter(multiplier=backoff, max=self._max_backoff, jitter=backoff),
             retry=retry_if_exception(is_retryable),
             before_sleep=lambda state: self._retrying(node, state),
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(node, tool, attempt.retry_state.attempt_number)
-        except Exception as exc:
-            raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(node, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
-    async def _attempt(self, node: _Node, tool: Tool, attempt: int) -> Any:
+    async def _attempt(self, node: _Node, attempt: int) -> Any:
         task = node.task
+        tool = node.tool
         node.result.attempts = attempt
         self._emit(TaskStarted(run_id=self.run_id, task_id=task.id, attempt=attempt))
-        args = self._render_args(task)
+        args = self._render_args(node) if node.dynamic_args else task.args
         context = self._context(task, tool, attempt) if tool.takes_context else None
         call = ToolCall(self.run_id, task, tool, args, attempt, context)
-        executor = self._executors["local" if task.is_local else "device"]
-        timeout = task.timeout or tool.timeout or self._default_timeout
+        timeout = node.timeout
         if timeout is None:
-            return await executor.execute(call)
+            return await node.executor.execute(call)
         try:
             async with asyncio.timeout(timeout):
-                return await executor.execute(call)
+                return await node.executor.execute(call)
         except TimeoutError:
             detail = ""
             if not tool.is_async and task.is_local:
                 detail = " (its worker thread cannot be stopped and may still be running)"
             raise TaskTimeout(f"timed out after {timeout:g}s{detail}") from None
 
-    def _render_args(self, task: Task) -> dict[str, Any]:
-        compiled = task.compiled_args
-        args = task.args
-        for key, value in compiled.items():
-            if not value.is_constant:
-                if args is task.args:
-                    args = dict(args)
-                args[key] = value.render(self._scope)
+    def _prepare(self, node: _Node) -> _Node:
+        """Resolve a task's effective policy once: task field, else tool default, else ours."""
+        task = node.task
+        tool = node.tool = self._tools.get(task.tool)
+        retries = task.retries if task.retries is not None else tool.retries
+        node.retries = self._default_retries if retries is None else retries
+        node.timeout = task.timeout or tool.timeout or self._default_timeout
+        approval = task.needs_approval
+        node.needs_approval = tool.needs_approval if approval is None else approval
+        node.executor = self._executors["local" if task.is_local else "device"]
+        tool_limit = self._tool_limits.get(task.tool)
+        if tool_limit is None and self._global_limit is None:
+            node.limits = None
+        else:
+            node.limits = _Limits(tool_limit, self._global_limit)
+        node._compile()
+        return node
+
+    def _render_args(self, node: _Node) -> dict[str, Any]:
+        args = dict(node.task.args)
+        scope = self._scope
+        for key, value in node.dynamic_args:
+            args[key] = value.render(scope)
         return args
 
     def _context(self, task: Task, tool: Tool, attempt: int) -> ToolContext:
