@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -30,7 +30,8 @@ __all__ = [
     "TaskStatus",
 ]
 
-TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+# The optional "[N]" suffix names the items a for_each task expands into at run time.
+TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*(\[[0-9]+\])?$"
 
 
 class TaskStatus(StrEnum):
@@ -70,6 +71,13 @@ class LabelsTarget(BaseModel):
 Target = Literal["local", "any-device"] | DeviceTarget | LabelsTarget
 
 
+class _Compiled(NamedTuple):
+    args: dict[str, CompiledValue]
+    when: Expression | None
+    for_each: Expression | None
+    deps: frozenset[str]
+
+
 class Task(BaseModel):
     """One step: a call of ``tool`` with ``args``, after ``deps``, if ``when`` holds."""
 
@@ -80,6 +88,9 @@ class Task(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     deps: tuple[str, ...] = ()
     when: str | None = None
+    #: An expression yielding a list: the task runs once per item (``item`` in scope),
+    #: as tasks ``id[0]``, ``id[1]``…, and its output is the list of their outputs, in order.
+    for_each: str | None = None
     join: Literal["all", "any"] = "all"
     target: Target = "local"
     timeout: Annotated[float, Field(gt=0)] | None = None
@@ -89,13 +100,11 @@ class Task(BaseModel):
     needs_approval: bool | None = None
     description: str = ""
 
-    _compiled: tuple[dict[str, CompiledValue], Expression | None, frozenset[str]] | None = PrivateAttr(
-        default=None
-    )
+    _compiled: _Compiled | None = PrivateAttr(default=None)
 
-    @field_validator("when")
+    @field_validator("when", "for_each")
     @classmethod
-    def _wrap_bare_condition(cls, value: str | None) -> str | None:
+    def _wrap_bare_expression(cls, value: str | None) -> str | None:
         # Accept `when: steps.a.output > 1` as GitHub Actions accepts a bare `if:`.
         if value is not None and "${{" not in value:
             return "${{ " + value + " }}"
@@ -107,32 +116,39 @@ class Task(BaseModel):
         data.update(update or {})
         return Task.model_validate(data)
 
-    def _compile(self) -> tuple[dict[str, CompiledValue], Expression | None, frozenset[str]]:
+    def _compile(self) -> _Compiled:
         if self._compiled is None:
             args = {key: compile_value(value) for key, value in self.args.items()}
             when = compile_expression(self.when) if self.when else None
+            for_each = compile_expression(self.for_each) if self.for_each else None
             deps = set(self.deps)
             for value in args.values():
                 deps |= value.refs
-            if when is not None:
-                deps |= when.refs
-            self._compiled = (args, when, frozenset(deps))
+            for expr in (when, for_each):
+                if expr is not None:
+                    deps |= expr.refs
+            self._compiled = _Compiled(args, when, for_each, frozenset(deps))
         return self._compiled
+
+    @property
+    def items_expression(self) -> Expression | None:
+        """The compiled ``for_each`` expression, if any."""
+        return self._compile().for_each
 
     @property
     def compiled_args(self) -> dict[str, CompiledValue]:
         """Arguments with their expressions compiled (raises ``ExpressionError``)."""
-        return self._compile()[0]
+        return self._compile().args
 
     @property
     def condition(self) -> Expression | None:
         """The compiled ``when`` condition, if any."""
-        return self._compile()[1]
+        return self._compile().when
 
     @property
     def dependencies(self) -> frozenset[str]:
         """Explicit ``deps`` plus every step referenced by an expression."""
-        return self._compile()[2]
+        return self._compile().deps
 
     @property
     def is_local(self) -> bool:
@@ -239,6 +255,7 @@ class TaskGraph:
         try:
             args = task.compiled_args
             condition = task.condition
+            task.items_expression  # noqa: B018 - compiles it, raising ExpressionError
         except ExpressionError as exc:
             return [f"{where}: {exc}"]
         for dep in task.deps:
@@ -254,10 +271,19 @@ class TaskGraph:
                     problems.append(
                         f"{where}: args.{key} references unknown step {ref!r}{_did_you_mean(ref, ids)}"
                     )
-        if condition is not None:
-            for ref in sorted(condition.refs):
-                if (ref not in ids and ref not in known) or ref == task.id:
-                    problems.append(f"{where}: when references unknown step {ref!r}{_did_you_mean(ref, ids)}")
+        items = task.items_expression
+        if items is not None and items.roots & {"item"}:
+            problems.append(f"{where}: for_each cannot use 'item' (it is what for_each defines)")
+        if items is None and any("item" in v.roots for v in args.values()):
+            problems.append(f"{where}: args use 'item' but the task has no for_each")
+        for field, expr in (("when", condition), ("for_each", items)):
+            for ref in sorted(expr.refs if expr is not None else ()):
+                if ref == task.id:
+                    problems.append(f"{where}: {field} references its own output")
+                elif ref not in ids and ref not in known:
+                    problems.append(
+                        f"{where}: {field} references unknown step {ref!r}{_did_you_mean(ref, ids)}"
+                    )
         if tools is not None:
             if task.tool not in tools:
                 problems.append(f"{where}: {tools.unknown_message(task.tool)}")

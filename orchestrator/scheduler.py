@@ -48,6 +48,7 @@ from .events import (
     TaskStarted,
 )
 from .executors import Executor, ToolCall
+from .expressions import Expression
 from .graph import GraphEdit, Task, TaskGraph, TaskStatus
 from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
 
@@ -56,6 +57,9 @@ __all__ = ["Approver", "FailurePolicy", "ReplanRequest", "Replanner", "Scheduler
 FailurePolicy = Literal["fail_fast", "continue", "replan"]
 
 _log = logging.getLogger("stepweave.scheduler")
+
+#: Most items one for_each may expand into: a typo'd expression must not fork a million tasks.
+MAX_FAN_OUT = 10_000
 
 _PENDING = TaskStatus.PENDING
 _READY = TaskStatus.READY
@@ -88,16 +92,21 @@ class _Node:
 
     __slots__ = (
         "blocked_by",
+        "children",
+        "children_left",
         "condition",
         "dependents",
         "dynamic_args",
         "executor",
         "handle",
+        "item",
+        "items",
         "limits",
         "n_failed",
         "n_ok",
         "n_skipped",
         "needs_approval",
+        "parent",
         "propagated",
         "recovered",
         "remaining",
@@ -128,12 +137,18 @@ class _Node:
         self.handle: asyncio.Task[None] | None = None
         self.propagated = False
         self.recovered = False
+        self.items: Expression | None = None
+        self.parent: _Node | None = None
+        self.item: Any = None
+        self.children: list[_Node] = []
+        self.children_left = 0
 
     def _compile(self) -> None:
         # Cached here, on a plain slotted object: reading pydantic private attributes on
         # every dispatch costs more than the rest of a no-op task's bookkeeping.
         task = self.task
         self.condition = task.condition
+        self.items = task.items_expression
         self.dynamic_args = tuple((k, v) for k, v in task.compiled_args.items() if not v.is_constant)
 
 
@@ -384,10 +399,74 @@ class Scheduler:
             if not holds:
                 self._end(node, _SKIPPED)
                 return
+        if node.items is not None:
+            self._expand(node)
+            return
         node.result.status = _READY
         self._emit(TaskReady(run_id=self.run_id, task_id=task.id))
         assert self._tg is not None
         node.handle = self._tg.create_task(self._execute(node))
+
+    def _expand(self, node: _Node) -> None:
+        """Fan a ``for_each`` task out into one task per item; it ends when they all have."""
+        task = node.task
+        assert node.items is not None
+        try:
+            items = node.items.evaluate(self._scope)
+        except Exception as exc:
+            self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
+            return
+        if not isinstance(items, (list, tuple)):
+            message = (
+                f"for_each of task {task.id!r} must evaluate to a list, got {type(items).__name__}"
+                f" ({task.for_each})"
+            )
+            self._end(node, _FAILED, error=TaskError("ForEachError", message, False))
+            return
+        if len(items) > MAX_FAN_OUT:
+            message = f"for_each of task {task.id!r} yielded {len(items)} items; the limit is {MAX_FAN_OUT}"
+            self._end(node, _FAILED, error=TaskError("ForEachError", message, False))
+            return
+        node.result.status = _RUNNING
+        node.result.started_at = time.time()
+        node.result.attempts = 1
+        self._emit(TaskStarted(run_id=self.run_id, task_id=task.id, attempt=1))
+        if not items:
+            self._end(node, _SUCCEEDED, output=[])
+            return
+        template = task.model_dump(exclude={"id", "for_each", "when", "join"})
+        node.children = []
+        node.children_left = len(items)
+        for index, item in enumerate(items):
+            child_task = Task.model_validate({**template, "id": f"{task.id}[{index}]"})
+            child = _Node(child_task)
+            child.parent = node
+            child.item = item
+            self._prepare(child)
+            self.graph._tasks[child_task.id] = child_task
+            self._nodes[child_task.id] = child
+            node.children.append(child)
+            self._open += 1
+            self._emit(TaskAdded(run_id=self.run_id, task=child_task))
+        for child in node.children:
+            self._resolve(child)
+
+    def _item_ended(self, parent: _Node) -> None:
+        parent.children_left -= 1
+        if parent.children_left:
+            return
+        children = parent.children
+        failed = [c for c in children if c.result.status is _FAILED]
+        if all(c.result.status is _SUCCEEDED for c in children):
+            self._end(parent, _SUCCEEDED, output=[c.result.output for c in children])
+        elif failed:
+            first = failed[0]
+            message = (
+                f"{len(failed)} of {len(children)} items failed; first, {first.task.id}: {first.result.error}"
+            )
+            self._end(parent, _FAILED, error=TaskError("ItemFailed", message, False))
+        else:
+            self._end(parent, _CANCELLED, error=self._cancel_error())
 
     def _check_done(self) -> None:
         if self._open == 0 and not self._input_open:
@@ -437,6 +516,8 @@ class Scheduler:
                 self._abort(self._error)
         if propagate:
             self._propagate(node)
+        if node.parent is not None:
+            self._item_ended(node.parent)
         self._check_done()
 
     def _cancel_error(self) -> TaskError:
@@ -555,7 +636,7 @@ class Scheduler:
 
     def _render_args(self, node: _Node) -> dict[str, Any]:
         args = dict(node.task.args)
-        scope = self._scope
+        scope = self._scope if node.parent is None else {**self._scope, "item": node.item}
         for key, value in node.dynamic_args:
             args[key] = value.render(scope)
         return args

@@ -524,3 +524,72 @@ async def test_callers_graph_is_not_mutated_by_edits(log: Log) -> None:
 def test_run_sync_works_from_plain_code(log: Log) -> None:
     result = Orchestrator(tools=make_tools(log)).run_sync([Task(id="a", tool="add", args={"a": 1, "b": 2})])
     assert result.tasks["a"].output == 3
+
+
+async def test_for_each_fans_out_at_run_time_and_keeps_item_order(log: Log) -> None:
+    @tool
+    async def listing() -> list[float]:
+        return [0.06, 0.0, 0.03]  # delays: items finish in the order 1, 2, 0
+
+    @tool
+    async def work(ctx: ToolContext, delay: float, label: str) -> str:
+        await asyncio.sleep(delay)
+        log("end", ctx.task_id)
+        return f"{label}:{delay}"
+
+    graph = TaskGraph(
+        [
+            Task(id="ls", tool="listing"),
+            Task(
+                id="each",
+                tool="work",
+                for_each="steps.ls.output",
+                args={"delay": "${{ item }}", "label": "x"},
+            ),
+            Task(id="after", tool="step", args={"value": "${{ steps.each.output | length }}"}),
+        ]
+    )
+    events = [e async for e in Orchestrator(tools=[listing, work, *make_tools(log)]).run_stream(graph)]
+    result = events[-1].result  # type: ignore[attr-defined]
+    assert result.ok
+    assert result.tasks["each"].output == ["x:0.06", "x:0.0", "x:0.03"]
+    assert [t for what, t in log.entries if what == "end" and t.startswith("each")] == [
+        "each[1]",
+        "each[2]",
+        "each[0]",
+    ]
+    assert [result.tasks[f"each[{i}]"].status for i in range(3)] == [S.SUCCEEDED] * 3
+    assert result.tasks["after"].output == 3
+    added = [e.task.id for e in events if type(e).__name__ == "TaskAdded"]
+    assert added == ["each[0]", "each[1]", "each[2]"]
+
+
+async def test_for_each_failures_name_the_item_and_the_task(log: Log) -> None:
+    @tool
+    async def maybe(n: int) -> int:
+        if n == 2:
+            raise ValueError("two is bad")
+        return n
+
+    graph = TaskGraph(
+        [
+            Task(id="src", tool="step", args={"value": {"ns": [1, 2, 3], "scalar": 5}}),
+            Task(id="each", tool="maybe", for_each="steps.src.output.ns", args={"n": "${{ item }}"}),
+            Task(id="not_list", tool="maybe", for_each="steps.src.output.scalar", args={"n": "${{ item }}"}),
+            Task(id="empty", tool="maybe", for_each="${{ [] }}", args={"n": "${{ item }}"}),
+        ]
+    )
+    result = await Orchestrator(tools=[maybe, *make_tools(log)], failure_policy="continue").run(graph)
+    each = result.tasks["each"]
+    assert each.status is S.FAILED and each.error is not None
+    assert "1 of 3 items failed" in each.error.message and "each[1]" in each.error.message
+    assert "two is bad" in each.error.message
+    not_list = result.tasks["not_list"].error
+    assert not_list is not None and "must evaluate to a list, got int" in not_list.message
+    assert "'not_list'" in not_list.message
+    assert result.tasks["empty"].status is S.SUCCEEDED and result.tasks["empty"].output == []
+
+
+def test_item_outside_for_each_is_a_definition_error(log: Log) -> None:
+    with pytest.raises(GraphValidationError, match="args use 'item' but the task has no for_each"):
+        Orchestrator(tools=make_tools(log)).start([Task(id="a", tool="step", args={"value": "${{ item }}"})])
