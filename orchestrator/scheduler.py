@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from tools import Tool, ToolContext, ToolRegistry
+from tools import Tool, ToolContext, ToolError, ToolRegistry
 
 from .errors import GraphEditError, GraphValidationError, TaskTimeout
 from .events import (
@@ -49,7 +49,7 @@ from .events import (
 )
 from .executors import Executor, ToolCall
 from .expressions import Expression
-from .graph import GraphEdit, Task, TaskGraph, TaskStatus
+from .graph import _TERMINAL, GraphEdit, Task, TaskGraph, TaskStatus
 from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
 
 __all__ = ["Approver", "FailurePolicy", "ReplanRequest", "Replanner", "Scheduler"]
@@ -101,6 +101,7 @@ class _Node:
         "handle",
         "item",
         "items",
+        "kwargs",
         "limits",
         "n_failed",
         "n_ok",
@@ -124,6 +125,8 @@ class _Node:
     needs_approval: bool
     executor: Executor
     limits: _Limits | None
+    #: Constant arguments validated once, before the run, for the first attempt.
+    kwargs: dict[str, Any] | None
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -362,10 +365,18 @@ class Scheduler:
 
     def _propagate(self, node: _Node) -> None:
         node.propagated = True
+        status = node.result.status
         for child in node.dependents:
             if child.result.status is not _PENDING:
                 continue
-            self._count(child, node)
+            # _count, inlined: this loop runs once per edge of the graph.
+            if status is _SUCCEEDED:
+                child.n_ok += 1
+            elif status is _SKIPPED:
+                child.n_skipped += 1
+            else:
+                child.n_failed += 1
+                child.blocked_by = child.blocked_by or node.task.id
             child.remaining -= 1
             if child.remaining == 0:
                 self._resolve(child)
@@ -484,7 +495,7 @@ class Scheduler:
         propagate: bool = True,
     ) -> None:
         result = node.result
-        if result.status.is_terminal:  # terminal states are immutable
+        if result.status in _TERMINAL:  # terminal states are immutable
             return
         result.status = status
         result.output = output
@@ -555,8 +566,13 @@ class Scheduler:
                 else:
                     async with limits:
                         output = await self._attempts(node)
+                # Results are typed whichever executor produced them (a device sends JSON).
+                output = node.tool.validate_result(output)
             except _Failure as failure:
                 await self._fail(node, failure.error)
+                return
+            except Exception as exc:  # the tool's (or the expression's) error
+                await self._fail(node, TaskError.from_exception(exc, retryable=is_retryable(exc)))
                 return
             self._end(node, _SUCCEEDED, output=output)
         except asyncio.CancelledError:
@@ -567,19 +583,24 @@ class Scheduler:
             _log.exception("internal error while running task %r", node.task.id)
             self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
 
-    async def _attempts(self, node: _Node) -> Any:
+    def _attempts(self, node: _Node) -> Awaitable[Any]:
+        """The attempts of one task: its only attempt, or a retry loop (tenacity)."""
         result = node.result
         result.status = _RUNNING
         result.started_at = time.time()
+        if node.needs_approval or node.retries:
+            return self._gated_attempts(node)
+        # The common case: one attempt, awaited directly. A plain function returning the
+        # coroutine saves a coroutine frame per task; tenacity would cost more than a
+        # no-op task.
+        return self._attempt(node, 1)
+
+    async def _gated_attempts(self, node: _Node) -> Any:
         if node.needs_approval:
             await self._check_approval(node)
-        try:
-            if node.retries == 0:
-                # The common case skips tenacity's machinery: it costs more than a no-op task.
-                return await self._attempt(node, 1)
-            return await self._retrying_attempts(node)
-        except Exception as exc:
-            raise _Failure(TaskError.from_exception(exc, retryable=is_retryable(exc))) from exc
+        if node.retries == 0:
+            return await self._attempt(node, 1)
+        return await self._retrying_attempts(node)
 
     async def _retrying_attempts(self, node: _Node) -> Any:
         task = node.task
@@ -596,23 +617,35 @@ class Scheduler:
                 return await self._attempt(node, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
-    async def _attempt(self, node: _Node, attempt: int) -> Any:
+    def _attempt(self, node: _Node, attempt: int) -> Awaitable[Any]:
+        """Start one attempt: the awaitable the executor returns, under the task's timeout.
+
+        A plain function, not a coroutine: without a timeout the caller awaits the tool's
+        own coroutine directly, as a hand-written asyncio program would.
+        """
         task = node.task
         tool = node.tool
         node.result.attempts = attempt
         self._emit(TaskStarted(run_id=self.run_id, task_id=task.id, attempt=attempt))
-        args = self._render_args(node) if node.dynamic_args else task.args
         context = self._context(task, tool, attempt) if tool.takes_context else None
-        call = ToolCall(self.run_id, task, tool, args, attempt, context)
+        if attempt == 1 and node.kwargs is not None:
+            call = ToolCall(self.run_id, task, tool, node.kwargs, attempt, context, True)
+        else:
+            # Retries validate afresh, so a tool that mutated its arguments gets clean ones.
+            args = self._render_args(node) if node.dynamic_args else task.args
+            call = ToolCall(self.run_id, task, tool, args, attempt, context)
+        if node.timeout is None:
+            return node.executor.execute(call)
+        return self._timed(node, call)
+
+    async def _timed(self, node: _Node, call: ToolCall) -> Any:
         timeout = node.timeout
-        if timeout is None:
-            return await node.executor.execute(call)
         try:
             async with asyncio.timeout(timeout):
                 return await node.executor.execute(call)
         except TimeoutError:
             detail = ""
-            if not tool.is_async and task.is_local:
+            if not node.tool.is_async and node.task.is_local:
                 detail = " (its worker thread cannot be stopped and may still be running)"
             raise TaskTimeout(f"timed out after {timeout:g}s{detail}") from None
 
@@ -632,6 +665,14 @@ class Scheduler:
         else:
             node.limits = _Limits(tool_limit, self._global_limit)
         node._compile()
+        node.kwargs = None
+        if not node.dynamic_args and task.is_local:
+            # Constant arguments cannot change during the run: validate them now, once,
+            # instead of on the dispatch path. Invalid ones are left for the call to report.
+            try:
+                node.kwargs = tool.validate_arguments(task.args)
+            except ToolError:
+                node.kwargs = None
         return node
 
     def _render_args(self, node: _Node) -> dict[str, Any]:
