@@ -107,7 +107,10 @@ def compile_expression(source: str) -> Expression:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"cannot parse {source!r}: {exc.message}") from None
-    refs, roots = _analyse(source, tree)
+    try:
+        refs, roots = _analyse(source, tree)
+    except TemplateSyntaxError as exc:  # e.g. an unknown filter, found while analysing
+        raise ExpressionError(f"cannot parse {source!r}: {exc.message}") from None
     single = _SINGLE.match(source)
     if single and source.count(_OPEN) == 1:
         body = single.group("body")

@@ -176,6 +176,14 @@ class GraphEdit(BaseModel):
         return not (self.add or self.remove or self.update or self.add_deps or self.remove_deps)
 
 
+def _known_deps(task: Task) -> frozenset[str]:
+    """Dependencies for structural checks, even if an expression does not compile."""
+    try:
+        return task.dependencies
+    except ExpressionError:
+        return frozenset(task.deps)
+
+
 def _did_you_mean(name: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -240,10 +248,10 @@ class TaskGraph:
         ids = self._tasks.keys()
         for task in self._tasks.values():
             problems.extend(self._task_problems(task, ids, known, tools))
-        if not problems:
-            cycle = self.find_cycle()
-            if cycle:
-                problems.append("cycle: " + " -> ".join(cycle))
+        # Checked even when other problems exist, so one pass reports everything.
+        cycle = self.find_cycle()
+        if cycle:
+            problems.append("cycle: " + " -> ".join(cycle))
         return problems
 
     @staticmethod
@@ -276,6 +284,10 @@ class TaskGraph:
             problems.append(f"{where}: for_each cannot use 'item' (it is what for_each defines)")
         if items is None and any("item" in v.roots for v in args.values()):
             problems.append(f"{where}: args use 'item' but the task has no for_each")
+        if condition is not None and "item" in condition.roots:
+            problems.append(
+                f"{where}: when cannot use 'item': it is evaluated once, before for_each fans out"
+            )
         for field, expr in (("when", condition), ("for_each", items)):
             for ref in sorted(expr.refs if expr is not None else ()):
                 if ref == task.id:
@@ -307,10 +319,13 @@ class TaskGraph:
         return order
 
     def _kahn(self) -> tuple[list[str], dict[str, int]]:
-        remaining = {
-            tid: sum(1 for d in t.dependencies if d in self._tasks) for tid, t in self._tasks.items()
-        }
-        dependents = self.dependents()
+        deps = {tid: _known_deps(t) for tid, t in self._tasks.items()}
+        remaining = {tid: sum(1 for d in ds if d in self._tasks) for tid, ds in deps.items()}
+        dependents: dict[str, list[str]] = {tid: [] for tid in self._tasks}
+        for tid, ds in deps.items():
+            for d in ds:
+                if d in dependents:
+                    dependents[d].append(tid)
         queue = [tid for tid, n in remaining.items() if n == 0]
         order: list[str] = []
         while queue:
@@ -336,7 +351,7 @@ class TaskGraph:
         while node not in seen:
             seen[node] = len(path)
             path.append(node)
-            node = min(d for d in self._tasks[node].dependencies if d in stuck)
+            node = min(d for d in _known_deps(self._tasks[node]) if d in stuck)
         loop = path[seen[node] :]
         # Report in execution direction: dependency first.
         loop.reverse()
