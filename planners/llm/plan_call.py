@@ -1,0 +1,114 @@
+"""One plan from the model, repaired until valid: each task is yielded the moment it is.
+
+The response is parsed while it streams; every complete, valid task whose inputs are
+known is yielded at once (the scheduler starts it while the model is still writing).
+When the answer ends with problems (truncated JSON, unknown tool, bad arguments, a
+dangling reference, a cycle, no tasks at all) the problems go back to the model, up to
+``max_repairs`` times. Tasks already yielded have started: the repair prompt says so and
+the assembler drops a repeat of one, so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+
+from orchestrator import Event, PlannerError, Task
+
+from .assemble import PlanAssembler
+from .chat import ChatCaller, JsonRequest
+from .events import PlannerCallEnded, PlannerCallStarted, PlannerRetrying, PlanRejected
+from .prompts import render
+from .stream import JsonScanner
+from .usage import CallKind, CallUsage
+
+__all__ = ["PlanCall"]
+
+EMPTY_PLAN = (
+    "the plan has no tasks; plan at least one tool call (the joiner writes the answer from the results)"
+)
+
+
+class PlanCall:
+    """Iterate ``tasks()`` for the plan's tasks; then read ``started``, ``repairs`` and ``calls``."""
+
+    def __init__(
+        self,
+        caller: ChatCaller,
+        request: JsonRequest,
+        assembler: PlanAssembler,
+        *,
+        run_id: str,
+        emit: Callable[[Event], None],
+        max_repairs: int,
+        stream: bool,
+        allow_empty: bool = False,
+    ) -> None:
+        self._caller = caller
+        self._request = request
+        self._assembler = assembler
+        self._run_id = run_id
+        self._emit = emit
+        self._max_repairs = max_repairs
+        self._stream = stream
+        self._allow_empty = allow_empty
+        self.started: list[Task] = []
+        self.repairs = 0
+        self.calls: list[CallUsage] = []
+
+    async def tasks(self) -> AsyncIterator[Task]:
+        request = self._request
+        messages: list[dict[str, str]] = list(request.messages)
+        for attempt in range(self._max_repairs + 1):
+            kind: CallKind = request.kind if attempt == 0 else "repair"
+            self.repairs = attempt
+            scanner = JsonScanner()
+            self._assembler.begin_attempt()
+            self._emit(PlannerCallStarted(run_id=self._run_id, call=kind))
+            call = self._caller.call(
+                JsonRequest(kind, messages, request.schema_name, request.schema),
+                stream=self._stream,
+                on_retry=functools.partial(self._retrying, kind),
+            )
+            try:
+                async for delta in call:
+                    for scanned in scanner.feed(delta):
+                        for task in self._assembler.add(scanned):
+                            self.started.append(task)
+                            yield task
+            finally:
+                if call.usage is not None:
+                    self.calls.append(call.usage)
+                    self._emit(PlannerCallEnded(run_id=self._run_id, usage=call.usage))
+            problems = self._problems(scanner, call.interrupted)
+            if not problems:
+                return
+            left = self._max_repairs - attempt
+            self._emit(PlanRejected(run_id=self._run_id, call=kind, problems=problems, repairs_left=left))
+            if left == 0:
+                raise PlannerError(self._give_up(problems))
+            messages += [
+                {"role": "assistant", "content": call.text or "(no answer)"},
+                {
+                    "role": "user",
+                    "content": render("repair", problems=problems, started=[t.id for t in self.started]),
+                },
+            ]
+
+    def _problems(self, scanner: JsonScanner, interrupted: str | None) -> list[str]:
+        problems = scanner.close()
+        if problems and interrupted:
+            problems.insert(0, interrupted)
+        problems += self._assembler.finish()
+        if not problems and not self.started and not self._allow_empty:
+            problems.append(EMPTY_PLAN)
+        return problems
+
+    def _give_up(self, problems: list[str]) -> str:
+        what = "plan" if self._request.kind == "plan" else self._request.kind
+        tries = f"after {self._max_repairs} repair{'s' if self._max_repairs != 1 else ''}"
+        return f"the model's {what} is still invalid {tries}: " + "; ".join(problems)
+
+    def _retrying(self, kind: CallKind, exc: BaseException, delay: float) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self._emit(PlannerRetrying(run_id=self._run_id, call=kind, error=error, delay=delay))

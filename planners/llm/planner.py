@@ -1,0 +1,337 @@
+"""``LLMPlanner``: requests in, running task graphs out, answers back.
+
+```python
+planner = LLMPlanner()                               # OPENAI_API_KEY / OPENAI_BASE_URL / STEPWEAVE_MODEL
+orchestrator = Orchestrator(tools, failure_policy="continue")
+result = await planner.ask("Compare the weather in Paris and Rome", orchestrator)
+print(result.answer, result.usage.total_tokens)
+```
+
+The plan streams from the model and its tasks start as they are parsed; a joiner then
+finishes with an answer or asks for a replan (``max_replans``). Under the engine's
+``replan`` failure policy, ``planner.replanner`` also recovers a failed task at once.
+Use ``continue`` or ``replan``: under ``fail_fast`` the first tool failure ends the run
+before the joiner can replan (the joiner still answers from what finished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Literal
+
+from openai import AsyncOpenAI
+
+from orchestrator import (
+    Event,
+    GraphEdit,
+    Orchestrator,
+    Replanner,
+    ReplanRequest,
+    RunEnded,
+    Task,
+    TaskGraph,
+)
+from tools import ToolRegistry
+
+from .assemble import PlanAssembler
+from .chat import ChatCaller, JsonRequest
+from .config import MODEL_ENV, NO_KEY, LLMConfigError, check_configuration
+from .events import AskEnded
+from .formats import SHARED_MEMORY, FormatMode, ServerMemory
+from .messages import plan_messages
+from .plan_call import PlanCall
+from .recovery import Recovery
+from .result import AskResult
+from .schema import plan_schema
+from .session import AskSession
+from .settings import PlannerSettings
+from .usage import Pricing, Usage
+
+__all__ = ["EventHandler", "LLMPlanner", "ResponseFormatChoice"]
+
+#: ``auto`` probes json_schema → json_object → prompt per server; the others force one.
+ResponseFormatChoice = Literal["auto", "json_schema", "json_object", "prompt"]
+#: Called with every event of an ``ask``; may be a coroutine function.
+EventHandler = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
+
+
+class LLMPlanner:
+    """Plans with a model behind any OpenAI-compatible API.
+
+    Args:
+        model: model name; default ``STEPWEAVE_MODEL``, then ``gpt-4o-mini`` for OpenAI.
+        client: an ``AsyncOpenAI`` to use (its own retries are turned off: ours apply).
+        base_url, api_key: where the server is; default ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
+        stream: stream plans and start tasks as they are parsed (``False``: plan first).
+        response_format: how to ask for JSON (``auto`` falls back and remembers per server).
+        max_repairs: repair calls per plan or joiner answer that was invalid.
+        max_replans: new plans the joiner (or the failure hook) may ask for per ask/run.
+        api_retries: retries of transient API errors (429, 5xx, timeouts) per call.
+        retry_wait: first backoff in seconds (doubles, with jitter; ``Retry-After`` wins).
+        timeout: seconds per API request.
+        temperature, max_tokens: sent only when set (some models reject ``temperature``).
+        result_limit: characters of each task's output shown to the model.
+        instructions: extra text for the planner's system prompt.
+        pricing: turns token counts into cost in ``Usage.cost``.
+        server_memory: where per-server format support is remembered (default: shared).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        client: AsyncOpenAI | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        stream: bool = True,
+        response_format: ResponseFormatChoice = "auto",
+        max_repairs: int = 2,
+        max_replans: int = 2,
+        api_retries: int = 3,
+        retry_wait: float = 0.5,
+        timeout: float = 120.0,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        result_limit: int = 2000,
+        instructions: str = "",
+        pricing: Pricing | None = None,
+        server_memory: ServerMemory | None = None,
+    ) -> None:
+        if api_retries < 0:
+            raise ValueError(f"api_retries must be >= 0, got {api_retries}")
+        if client is None:
+            config = check_configuration(model, base_url=base_url, api_key=api_key)
+            client = AsyncOpenAI(
+                api_key=config.api_key or NO_KEY, base_url=config.base_url, max_retries=0, timeout=timeout
+            )
+            self._owns_client = True
+            model = config.model
+        else:
+            client = client.with_options(max_retries=0, timeout=timeout)
+            self._owns_client = False
+            model = model or os.environ.get(MODEL_ENV)
+            if not model:
+                raise LLMConfigError(f"no model named: pass model= or set {MODEL_ENV}")
+        self.settings = PlannerSettings(
+            stream=stream,
+            max_repairs=max_repairs,
+            max_replans=max_replans,
+            result_limit=result_limit,
+            instructions=instructions,
+            pricing=pricing,
+        )
+        forced = None if response_format == "auto" else FormatMode(response_format)
+        self._caller = ChatCaller(
+            client,
+            model=model,
+            memory=server_memory or SHARED_MEMORY,
+            forced_format=forced,
+            retries=api_retries,
+            retry_wait=retry_wait,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        self._sessions: dict[str, AskSession] = {}
+        self._recovery = Recovery(self._caller, self.settings)
+
+    def __repr__(self) -> str:
+        return f"LLMPlanner(model={self.model!r}, server={self.server!r})"
+
+    @property
+    def model(self) -> str:
+        return self._caller.model
+
+    @property
+    def server(self) -> str:
+        """The server's base URL: the key under which its format support is remembered."""
+        return self._caller.server
+
+    @property
+    def usage(self) -> Usage:
+        """Every model call this planner made, over all asks."""
+        return Usage.of(self._caller.calls, self.settings.pricing)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this planner created it."""
+        if self._owns_client:
+            await self._caller.client.close()
+
+    async def __aenter__(self) -> LLMPlanner:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- planning only --------------------------------------------------------------------
+
+    async def plan_stream(
+        self,
+        request: str,
+        tools: ToolRegistry,
+        *,
+        emit: Callable[[Event], None] | None = None,
+        run_id: str = "",
+    ) -> AsyncIterator[Task]:
+        """The plan's tasks, each as soon as it is valid: ``orchestrator.run(planner.plan_stream(...))``.
+
+        No joiner and no replanning; raises ``PlannerError`` when the plan stays invalid.
+        """
+        call = PlanCall(
+            self._caller,
+            JsonRequest("plan", self._plan_messages(tools, request), "plan", plan_schema(tools)),
+            PlanAssembler(tools),
+            run_id=run_id,
+            emit=emit or _ignore,
+            max_repairs=self.settings.max_repairs,
+            stream=self.settings.stream,
+        )
+        async for task in call.tasks():
+            yield task
+
+    def _plan_messages(self, tools: ToolRegistry, request: str) -> list[dict[str, str]]:
+        return plan_messages(tools, request, instructions=self.settings.instructions)
+
+    async def plan(self, request: str, tools: ToolRegistry) -> TaskGraph:
+        """The whole plan as a graph, without running it (``stepweave ask --plan-only``)."""
+        return TaskGraph([task async for task in self.plan_stream(request, tools)], name=request[:80])
+
+    # -- plan, run, join --------------------------------------------------------------------
+
+    async def ask(
+        self,
+        request: str,
+        orchestrator: Orchestrator,
+        *,
+        inputs: dict[str, object] | None = None,
+        on_event: EventHandler | None = None,
+    ) -> AskResult:
+        """Plan ``request``, run it with ``orchestrator``, join; return the answer and its account.
+
+        ``on_event`` sees every engine and planner event as it happens (the DAG forming,
+        tasks ending, model calls). Raises ``PlannerError`` if the model cannot produce a
+        valid plan or decision, or the API fails beyond its retries.
+        """
+        # aclosing: a handler that raises must still end the run now, not at garbage collection.
+        async with contextlib.aclosing(self.ask_events(request, orchestrator, inputs=inputs)) as events:
+            async for event in events:
+                if on_event is not None:
+                    outcome = on_event(event)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if isinstance(event, AskEnded):
+                    return event.result
+        raise AssertionError("unreachable: ask_events always ends with AskEnded")
+
+    async def ask_events(
+        self,
+        request: str,
+        orchestrator: Orchestrator,
+        *,
+        inputs: dict[str, object] | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Every event of an ``ask`` in order; the last is ``AskEnded`` carrying the ``AskResult``."""
+        started = time.time()
+        run_id = uuid.uuid4().hex[:12]
+        loop = asyncio.get_running_loop()
+        # Engine events reach the queue through the forwarder task, one loop step late;
+        # planner events take the same one step (call_soon), so the merged order is true.
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        def emit(event: Event | None) -> None:
+            loop.call_soon(queue.put_nowait, event)
+
+        session = AskSession(
+            self._caller,
+            self.settings,
+            request=request,
+            tools=orchestrator.tools,
+            run_id=run_id,
+            emit=emit,
+        )
+        self._sessions[run_id] = session
+        try:
+            async with orchestrator.start(session.tasks(), inputs=inputs, run_id=run_id) as run:
+                session.run = run
+                forwarder = asyncio.create_task(_forward(run.events(), queue), name=f"stepweave-ask-{run_id}")
+                try:
+                    while True:
+                        event = await queue.get()
+                        if event is None:
+                            continue
+                        yield event
+                        if isinstance(event, RunEnded):
+                            break
+                finally:
+                    forwarder.cancel()
+                    await asyncio.gather(forwarder, return_exceptions=True)
+                run_result = await run.wait()
+            if session.error is not None:
+                raise session.error
+            if session.answer is None:
+                await session.final_join(run_result.tasks)
+            emit(None)  # after every event emitted so far
+            while (event := await queue.get()) is not None:
+                yield event
+            result = AskResult(
+                request=request,
+                answer=session.answer or "",
+                run_result=run_result,
+                plans=tuple(session.plans),
+                decisions=tuple(session.decisions),
+                usage=Usage.of(session.calls, self.settings.pricing),
+                started_at=started,
+                ended_at=time.time(),
+            )
+            yield AskEnded(run_id=run_id, result=result)
+        finally:
+            self._sessions.pop(run_id, None)
+
+    # -- the engine's replan hook ---------------------------------------------------------
+
+    async def replanner(self, request: ReplanRequest) -> GraphEdit | None:
+        """The engine's ``replan`` failure hook, for runs started by ``ask``.
+
+        ``Orchestrator(tools, failure_policy="replan", replanner=planner.replanner)``: when a
+        task fails beyond its retries, the tasks still waiting on it are removed and the model
+        plans replacements, which may use finished tasks' outputs by id. Returns ``None`` (give
+        up) once ``max_replans`` is spent, when the model finds no way around, or for a run
+        that ``ask`` did not start (use ``replanner_for(tools)`` there).
+        """
+        session = self._sessions.get(request.run_id)
+        if session is None:
+            return None
+        return await self._recovery.recover(request, session.tools, session.request, session)
+
+    def replanner_for(self, tools: ToolRegistry, goal: str = "") -> Replanner:
+        """A ``replan`` failure hook for any run over ``tools`` (a YAML workflow, a fixed graph).
+
+        ``goal`` tells the model what the run is for; default: the graph's name.
+        """
+
+        async def hook(request: ReplanRequest) -> GraphEdit | None:
+            session = self._sessions.get(request.run_id)
+            if session is not None:
+                return await self._recovery.recover(request, session.tools, session.request, session)
+            return await self._recovery.recover(request, tools, goal or request.graph.name or "", None)
+
+        return hook
+
+
+def _ignore(event: Event) -> None:
+    return None
+
+
+async def _forward(events: AsyncIterator[Event], queue: asyncio.Queue[Event | None]) -> None:
+    async for event in events:
+        queue.put_nowait(event)
