@@ -1,0 +1,340 @@
+"""A broker for one machine: Mosquitto when installed, else the embedded amqtt broker.
+
+We never write our own broker. ``LocalBroker`` runs one as a child process on loopback:
+Mosquitto with a generated config (``set_tcp_nodelay true``: without it every request/
+response round trip waits ~88 ms for Nagle's algorithm), or, when Mosquitto is missing,
+amqtt in a child Python process. amqtt is for development only: it speaks MQTT 3.1.1 only,
+does not enforce keepalive (a hung client's will never fires), can lose offline-queued
+messages and enforces no packet size limit. The protocol is designed not to rely on any
+of that, but a fleet belongs on Mosquitto or an MQTT cluster.
+
+``LocalBroker`` has a blocking API (``start``/``stop``/``restart``, for test fixtures)
+and an async one (``async with``). ``run_broker`` serves in the foreground for
+``stepweave broker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from ..errors import DeviceError
+
+__all__ = [
+    "BrokerKind",
+    "LocalBroker",
+    "find_mosquitto",
+    "free_port",
+    "mosquitto_config",
+    "run_broker",
+    "serve_amqtt",
+]
+
+_log = logging.getLogger("stepweave.devices.broker")
+
+BrokerKind = Literal["auto", "mosquitto", "amqtt"]
+
+#: Printed by our amqtt child once it listens; Mosquitto prints "... running".
+READY_MARKER = "stepweave broker ready"
+DEVELOPMENT_WARNING = (
+    "Mosquitto is not installed: using the embedded amqtt broker, which is for development only "
+    "(MQTT 3.1.1 only, no keepalive enforcement, may lose queued messages). "
+    "Install Mosquitto (apt-get install mosquitto) for anything else."
+)
+
+
+def find_mosquitto() -> str | None:
+    """The ``mosquitto`` binary, also where Debian puts it (``/usr/sbin``, often off PATH)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_config(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    password_file: str | os.PathLike[str] | None = None,
+    acl_file: str | os.PathLike[str] | None = None,
+    extra: str = "",
+) -> str:
+    """A Mosquitto 2 config for one listener; anonymous unless a password file is given."""
+    lines = [
+        f"listener {port} {host}",
+        "set_tcp_nodelay true",
+        "persistence false",
+        # Our dispatch windows keep far fewer messages in flight; this is headroom.
+        "max_queued_messages 10000",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages false",
+        "log_timestamp false",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root, Mosquitto would switch to the "mosquitto" user, which cannot
+        # read the files we generate (mode 0600, ours): stay who we are.
+        lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    if password_file is None:
+        lines.append("allow_anonymous true")
+    else:
+        lines += ["allow_anonymous false", f"password_file {os.fspath(password_file)}"]
+    if acl_file is not None:
+        lines.append(f"acl_file {os.fspath(acl_file)}")
+    return "\n".join(lines) + "\n" + (extra.strip() + "\n" if extra.strip() else "")
+
+
+class LocalBroker:
+    """An MQTT broker child process on loopback. ``url`` is where clients connect.
+
+    Args:
+        port: TCP port; ``None`` picks a free one (kept across ``restart``).
+        kind: ``"auto"`` (Mosquitto if installed, else amqtt), ``"mosquitto"`` or ``"amqtt"``.
+        password_file, acl_file: Mosquitto only; see ``docs/devices.md``.
+        extra_config: more Mosquitto config lines.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        kind: BrokerKind = "auto",
+        password_file: str | os.PathLike[str] | None = None,
+        acl_file: str | os.PathLike[str] | None = None,
+        extra_config: str = "",
+        startup_timeout: float = 15.0,
+    ) -> None:
+        mosquitto = find_mosquitto()
+        if kind == "auto":
+            kind = "mosquitto" if mosquitto else "amqtt"
+        if kind == "mosquitto" and mosquitto is None:
+            raise DeviceError("the mosquitto binary is not installed (Debian: apt-get install mosquitto)")
+        if kind == "amqtt" and (password_file or acl_file or extra_config):
+            raise ValueError("password_file, acl_file and extra_config need kind='mosquitto'")
+        self.kind: Literal["mosquitto", "amqtt"] = kind
+        self.host = host
+        self.port = port or free_port(host)
+        self._mosquitto = mosquitto
+        self._password_file = password_file
+        self._acl_file = acl_file
+        self._extra = extra_config
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._output: collections.deque[str] = collections.deque(maxlen=200)
+        self._ready = threading.Event()
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def output(self) -> str:
+        """The broker's last lines of log output (for error messages)."""
+        return "\n".join(self._output)
+
+    def _command(self) -> list[str]:
+        if self.kind == "amqtt":
+            return [
+                sys.executable,
+                "-m",
+                "orchestrator.devices",
+                "broker",
+                "--kind",
+                "amqtt",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+            ]
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="stepweave-mosquitto-")
+        config = Path(self._dir.name, "mosquitto.conf")
+        config.write_text(
+            mosquitto_config(
+                self.port,
+                host=self.host,
+                password_file=self._password_file,
+                acl_file=self._acl_file,
+                extra=self._extra,
+            )
+        )
+        assert self._mosquitto is not None
+        return [self._mosquitto, "-c", str(config)]
+
+    # -- blocking API -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the broker and return once it accepts connections (``DeviceError`` if it fails)."""
+        if self.running:
+            return
+        self._ready.clear()
+        self._output.clear()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(
+            self._command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        # A thread drains the output so the broker never blocks on a full pipe; it also
+        # sees the line that says the broker listens.
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process,), name=f"stepweave-broker-{self.port}", daemon=True
+        )
+        self._reader.start()
+        ready = self._ready.wait(self._startup_timeout)
+        if not ready or self._process.poll() is not None:
+            self.stop()
+            raise DeviceError(
+                f"the {self.kind} broker did not start on {self.host}:{self.port} within "
+                f"{self._startup_timeout:g}s; its output:\n{self.output}"
+            )
+        _log.info("%s broker listening at %s", self.kind, self.url)
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            self._output.append(line)
+            if READY_MARKER in line or (" running" in line and "mosquitto version" in line):
+                self._ready.set()
+        self._ready.set()  # exited: wake start() so it reports the failure at once
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after 5 s) and wait for it to exit."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+            self._reader = None
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: every client loses its connection."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> LocalBroker:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- async API --------------------------------------------------------------------
+
+    async def __aenter__(self) -> LocalBroker:
+        try:
+            await asyncio.to_thread(self.start)
+        except BaseException:
+            await asyncio.to_thread(self.close)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+
+async def serve_amqtt(host: str, port: int, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the embedded amqtt broker in this process until cancelled (development only)."""
+    from amqtt.broker import Broker
+
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    broker = Broker(config)
+    try:
+        await broker.start()
+    except Exception as exc:  # amqtt wraps bind errors and plugin failures in BrokerError
+        raise DeviceError(f"the amqtt broker cannot start on {host}:{port}: {exc}") from exc
+    try:
+        if on_ready is not None:
+            on_ready(f"mqtt://{host}:{port}")
+        await asyncio.Event().wait()
+    finally:
+        await broker.shutdown()
+
+
+async def run_broker(
+    port: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    kind: BrokerKind = "auto",
+    on_ready: Callable[[str, str], None] | None = None,
+) -> None:
+    """Serve a broker in the foreground until cancelled (``stepweave broker [--port N]``).
+
+    ``on_ready(url, kind)`` is called once it listens. Without Mosquitto, amqtt runs in
+    this process and the development-only warning is logged.
+    """
+    port = port or 1883
+    if kind == "auto":
+        kind = "mosquitto" if find_mosquitto() else "amqtt"
+    if kind == "amqtt":
+        _log.warning(DEVELOPMENT_WARNING)
+        await serve_amqtt(host, port, None if on_ready is None else lambda url: on_ready(url, "amqtt"))
+        return
+    async with LocalBroker(port=port, host=host, kind="mosquitto") as broker:
+        if on_ready is not None:
+            on_ready(broker.url, "mosquitto")
+        process = broker._process
+        assert process is not None
+        code = await asyncio.to_thread(process.wait)
+        raise DeviceError(f"mosquitto exited with status {code}:\n{broker.output}")
