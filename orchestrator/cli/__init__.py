@@ -1,0 +1,31 @@
+"""The ``stepweave`` command line: the one composition root of engine, planners and tools.
+
+Each module registers one family of commands on the shared Typer app:
+
+- ``workflows``: run, validate, graph, schema, tools
+
+Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
+on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import workflows
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="stepweave",
+    help="Run dependency graphs of steps in parallel: YAML workflows, tools, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+workflows.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,5 @@
+"""``python -m orchestrator.cli``: the same as the ``stepweave`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,172 @@
+"""What every ``stepweave`` command shares: consoles, failing with an exit code, loading
+tools and workflows, approval prompts, and running a graph with live progress.
+
+Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
+on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.prompt import Confirm
+
+from planners import Workflow, WorkflowFileError, load_workflow
+from tools import ToolRegistry
+from tools.builtin import builtin_registry
+
+from ..console import ProgressView, event_json
+from ..errors import StepweaveError
+from ..events import Event
+from ..graph import Task
+from ..result import RunResult
+from ..run import Run
+
+__all__ = [
+    "FlowArgument",
+    "SetOption",
+    "ToolsOption",
+    "err",
+    "fail",
+    "import_module",
+    "load_flow",
+    "make_approver",
+    "out",
+    "parse_sets",
+    "print_problems",
+    "registry_for",
+    "watch",
+]
+
+out = Console()
+err = Console(stderr=True)
+
+ToolsOption = Annotated[
+    list[str] | None,
+    typer.Option("--tools", help="Module (name or .py path) whose @tool functions become available."),
+]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Input value: name=value (repeatable).")]
+FlowArgument = Annotated[Path, typer.Argument(help="The workflow YAML file.", show_default=False)]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line reason on stderr and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def registry_for(modules: list[str] | None) -> ToolRegistry:
+    """Built-in tools plus every ``@tool`` in the user's modules."""
+    registry = builtin_registry()
+    for spec in modules or ():
+        try:
+            module = import_module(spec)
+            found = registry.register_module(module)
+        except (ImportError, OSError, SyntaxError, StepweaveError, TypeError) as exc:
+            fail(f"--tools {spec}: {type(exc).__name__}: {exc}")
+        if not found:
+            fail(f"--tools {spec}: the module defines no @tool functions")
+    return registry
+
+
+def import_module(spec: str) -> Any:
+    """Import a module by dotted name or by ``.py`` path."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ImportError(f"no such file: {spec}")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot import {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+        return module
+    # Like `python -m`: modules next to the user's files are importable by name.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(spec)
+
+
+def load_flow(flow: Path, registry: ToolRegistry) -> Workflow:
+    """Load and check a workflow file; print every problem and exit 1 if it is invalid."""
+    try:
+        workflow = load_workflow(flow)
+    except WorkflowFileError as exc:
+        print_problems(exc)
+        fail(f"{flow}: invalid workflow ({len(exc.problems)} problem(s))")
+    problems = workflow.problems(registry)
+    if problems:
+        print_problems(WorkflowFileError(problems))
+        fail(f"{flow}: invalid workflow ({len(problems)} problem(s))")
+    return workflow
+
+
+def print_problems(error: WorkflowFileError) -> None:
+    for problem in error.problems:
+        err.print(str(problem), highlight=False, soft_wrap=True, markup=False)
+
+
+def parse_sets(values: list[str] | None) -> dict[str, str]:
+    """``--set name=value`` options as a mapping (exit 2 on a malformed one)."""
+    result: dict[str, str] = {}
+    for item in values or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"--set {item!r}: expected name=value", code=2)
+        result[name.strip()] = value
+    return result
+
+
+def make_approver(
+    yes: bool, view: ProgressView | None
+) -> Callable[[Task, Mapping[str, Any]], Awaitable[bool]]:
+    """An approver: ``--yes`` approves all; a terminal asks; anything else refuses."""
+    if yes:
+        # The built-in `approve` tool reads this: --yes approves every gate of this run.
+        os.environ["STEPWEAVE_ASSUME_YES"] = "1"
+
+    async def approver(task: Task, args: Mapping[str, Any]) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            return False
+        if view is not None:
+            view.pause()
+        try:
+            question = f"Step [bold]{task.id}[/] ({task.tool} {json.dumps(args, default=str)}) needs approval. Run it?"
+            return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
+        finally:
+            if view is not None:
+                view.resume()
+
+    return approver
+
+
+async def watch(run: Run, view: ProgressView | None) -> tuple[RunResult, list[Event]]:
+    """Follow a started run to its end: live progress in a terminal, else JSON Lines on
+    stdout when ``view`` is None. Returns the result and every event."""
+    events: list[Event] = []
+    if view is not None and out.is_terminal:
+        with view.live():
+            async for event in run.events():
+                view.update(event)
+                events.append(event)
+    else:
+        async for event in run.events():
+            events.append(event)
+            if view is not None:
+                view.update(event)
+            else:
+                print(event_json(event), flush=True)
+    return await run.wait(), events
