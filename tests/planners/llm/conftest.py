@@ -23,7 +23,6 @@ MODEL = "test-model"
 API_KEY = "sk-test"
 
 
-
 @dataclass
 class Calls:
     """What the test tools were called with, and when (``time.time()``)."""
