@@ -3,6 +3,7 @@
 Each module registers one family of commands on the shared Typer app:
 
 - ``workflows``: run, validate, graph, schema, tools
+- ``devices``: agent, broker (``run --broker/--local-agents`` reach the devices)
 
 Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
 on stderr), 2 bad usage.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from . import workflows
+from . import devices, workflows
 
 __all__ = ["app", "main"]
 
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 workflows.register(app)
+devices.register(app)
 
 
 def main() -> None:

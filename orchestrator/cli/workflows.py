@@ -14,6 +14,7 @@ from rich.table import Table
 from planners import Workflow, WorkflowFileError, workflow_json_schema
 
 from ..console import ProgressView, summary_table
+from ..errors import DeviceError
 from ..events import Event
 from ..export import to_dot, to_json, to_mermaid
 from ..graph import TaskStatus
@@ -34,6 +35,7 @@ from .common import (
     registry_for,
     watch,
 )
+from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
 
 __all__ = ["register"]
 
@@ -59,6 +61,9 @@ def run(
     keep_going: Annotated[
         bool, typer.Option("--keep-going", help="On a failure, let independent steps finish.")
     ] = False,
+    broker: BrokerOption = None,
+    local_agents: LocalAgentsOption = 0,
+    local_label: LocalLabelOption = None,
 ) -> None:
     """Run a workflow: live progress, a summary, exit code 0 on success and 1 on failure."""
     registry = registry_for(tools)
@@ -71,22 +76,33 @@ def run(
         fail(f"{flow}: {exc.problems[0].message if exc.problems else exc}")
     view = None if json_lines else ProgressView(out)
 
-    orchestrator = Orchestrator(
-        tools=registry,
-        max_concurrency=max_concurrency,
-        failure_policy="continue" if keep_going else "fail_fast",
-        approver=make_approver(yes, view),
-    )
+    remote = sorted(task.id for task in graph.tasks.values() if not task.is_local)
+    if remote and not broker and not local_agents:
+        fail(
+            f"{flow}: step {remote[0]!r} runs on a device ({len(remote)} step(s) have a target): "
+            "pass --broker URL (or set STEPWEAVE_BROKER), or --local-agents N to start agents here",
+            code=2,
+        )
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
-        async with orchestrator.start(graph, inputs=inputs) as handle:
-            result, events = await watch(handle, view)
-            return result, events, handle.graph
+        async with device_executor(broker, local_agents, tools or [], local_label) as devices:
+            orchestrator = Orchestrator(
+                tools=registry,
+                max_concurrency=max_concurrency,
+                failure_policy="continue" if keep_going else "fail_fast",
+                approver=make_approver(yes, view),
+                executors={"device": devices} if devices is not None else None,
+            )
+            async with orchestrator.start(graph, inputs=inputs) as handle:
+                result, events = await watch(handle, view)
+                return result, events, handle.graph
 
     try:
         result, events, final_graph = asyncio.run(execute())
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except DeviceError as exc:  # the broker or the local agents could not be reached or started
+        fail(f"{flow}: {exc}")
     outputs = workflow.evaluate_outputs(result, inputs) if result.ok else {}
     if report is not None:
         path = write_html(report, final_graph, result, events, title=workflow.name)

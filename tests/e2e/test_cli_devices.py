@@ -1,0 +1,124 @@
+"""`stepweave broker`, `stepweave agent` and `stepweave run --broker/--local-agents`, as
+separate real processes talking through a real broker (Mosquitto when installed)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .test_cli import ROOT, cli, json_lines, stepweave_command
+
+FLOW = "examples/devices/fleet-health.yaml"
+TOOLS = "examples/devices/device_tools.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def background(*args: str, ready: str, stream: str) -> Iterator[subprocess.Popen[str]]:
+    """Start a `stepweave` process and return once it printed ``ready`` on ``stream``."""
+    process = subprocess.Popen(
+        [*stepweave_command(), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        start_new_session=True,
+    )
+    try:
+        pipe = process.stdout if stream == "stdout" else process.stderr
+        assert pipe is not None
+        seen: list[str] = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(pipe, selectors.EVENT_READ)
+            deadline = time.monotonic() + 30
+            while not any(ready in line for line in seen):
+                assert selector.select(timeout=max(0.0, deadline - time.monotonic())), (
+                    f"{args[0]} did not print {ready!r} in 30 s: {seen}"
+                )
+                line = pipe.readline()
+                assert line, f"{args[0]} exited ({process.wait()}) before it was ready: {seen}"
+                seen.append(line)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def outputs_of(stdout: str) -> dict[str, object]:
+    last = json_lines(stdout)[-1]
+    assert last["event"] == "workflow_outputs"
+    outputs: dict[str, object] = last["outputs"]
+    return outputs
+
+
+def test_run_with_local_agents_spreads_checks_over_them() -> None:
+    proc = cli("run", FLOW, "--tools", TOOLS, "--local-agents", "2", "--local-label", "site=lab", "--json")
+    assert proc.returncode == 0, proc.stderr
+    outputs = outputs_of(proc.stdout)
+    assert outputs["healthy"] is True
+    per_device = outputs["checks_per_device"]
+    assert isinstance(per_device, dict)
+    assert set(per_device) <= {"local-1", "local-2"} and sum(per_device.values()) == 5
+
+
+def test_run_of_a_device_workflow_without_a_broker_says_what_to_pass() -> None:
+    proc = cli("run", FLOW, "--tools", TOOLS)
+    assert proc.returncode == 2
+    assert "step 'check' runs on a device" in proc.stderr and "--broker" in proc.stderr
+
+
+def test_local_agents_without_the_label_the_steps_need_fail_clearly() -> None:
+    # No agent is labelled site=lab: the checks wait for a capable device, then fail.
+    proc = cli("run", FLOW, "--tools", TOOLS, "--local-agents", "1", "--json", timeout=90)
+    assert proc.returncode == 1
+    assert "check" in proc.stderr and "site" in proc.stderr
+
+
+def test_broker_agent_and_run_as_separate_commands(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "lab-7", "--label", "site=lab", "--tools", TOOLS,
+            ready="agent lab-7 online", stream="stderr",
+        ),
+    ):  # fmt: skip
+        proc = cli(
+            "run", FLOW, "--tools", TOOLS, "--broker", url, "--json", "--set", 'checks=["disk","load"]'
+        )
+    assert proc.returncode == 0, proc.stderr
+    outputs = outputs_of(proc.stdout)
+    assert outputs["checks_per_device"] == {"lab-7": 2}
+    started = [e for e in json_lines(proc.stdout) if e["event"] == "task_started"]
+    assert {e["task_id"] for e in started} >= {"check[0]", "check[1]", "summary"}
+
+
+def test_agent_needs_a_broker_and_valid_labels() -> None:
+    env_free = cli("agent", "--id", "x", "--tools", TOOLS)
+    assert env_free.returncode == 2 and "no broker" in env_free.stderr
+    bad_label = cli(
+        "agent", "--id", "x", "--tools", TOOLS, "--broker", "mqtt://127.0.0.1:1", "--label", "oops"
+    )
+    assert bad_label.returncode == 2 and "expected key=value" in bad_label.stderr
