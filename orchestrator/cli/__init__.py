@@ -3,6 +3,7 @@
 Each module registers one family of commands on the shared Typer app:
 
 - ``workflows``: run, validate, graph, schema, tools
+- ``planner``: ask (an LLM plans a request; the plan runs as it streams)
 - ``devices``: agent, broker (``run --broker/--local-agents`` reach the devices)
 
 Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from . import devices, workflows
+from . import devices, planner, workflows
 
 __all__ = ["app", "main"]
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 workflows.register(app)
+planner.register(app)
 devices.register(app)
 
 
