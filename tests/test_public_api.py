@@ -21,6 +21,18 @@ EXPECTED = {
         "TaskError", "TaskFailed", "TaskGraph", "TaskProgress", "TaskReady", "TaskResult",
         "TaskRetrying", "TaskStarted", "TaskStatus", "TaskTimeout", "ToolCall", "WorkflowError",
     },
+    "planners": {
+        "AskResult", "CallUsage", "LLMConfigError", "LLMPlanner", "Pricing", "Problem", "Usage",
+        "Workflow", "WorkflowFileError", "check_configuration", "load_workflow", "parse_workflow",
+        "workflow_json_schema",
+    },
+    "orchestrator.devices": {
+        "AgentProcess", "BrokerConnectionError", "BrokerKind", "BrokerSettings", "DeviceAgent",
+        "DeviceExecutor", "DeviceInfo", "DeviceUnavailable", "LocalBroker", "LocalFleet",
+        "MessageRejected", "RemoteTaskError", "Topics", "current_device", "find_mosquitto",
+        "load_tools", "mosquitto_acl", "mosquitto_config", "mosquitto_password_line", "parse_labels",
+        "run_agent", "run_broker", "spawn_agent", "write_password_file",
+    },
 }  # fmt: skip
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from planners.llm import AskResult, LLMConfigError, LLMPlanner, PlannerCallEnded, check_configuration
 
 from ..console import ProgressView, event_json, summary_table
 from ..errors import PlannerError, WorkflowError
@@ -20,6 +18,9 @@ from ..graph import Task, TaskGraph
 from ..report import write_html
 from ..run import Orchestrator
 from .common import ToolsOption, err, fail, make_approver, out, registry_for
+
+if TYPE_CHECKING:
+    from planners.llm import AskResult
 
 __all__ = ["register"]
 
@@ -54,6 +55,9 @@ def ask(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every approval gate.")] = False,
 ) -> None:
     """Plan a request with an LLM, run the plan while it streams, and print the answer."""
+    # Imported here: the openai client costs a third of a second every other command skips.
+    from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, check_configuration
+
     try:
         config = check_configuration(model, base_url=base_url)
     except LLMConfigError as exc:
