@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..console import ProgressView, event_json, summary_table
-from ..errors import PlannerError, WorkflowError
+from ..devices import load_tools, parse_labels
+from ..errors import DeviceError, PlannerError, WorkflowError
 from ..events import Event, RunStarted, TaskAdded
 from ..export import to_mermaid
-from ..graph import Task, TaskGraph
+from ..graph import LabelsTarget, Target, Task, TaskGraph
 from ..report import write_html
 from ..run import Orchestrator
 from .common import ToolsOption, err, fail, make_approver, out, registry_for
+from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
 
 if TYPE_CHECKING:
     from planners.llm import AskResult
@@ -53,8 +55,22 @@ def ask(
         int | None, typer.Option("--max-concurrency", min=1, help="Most steps running at once.")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every approval gate.")] = False,
+    broker: BrokerOption = None,
+    local_agents: LocalAgentsOption = 0,
+    local_label: LocalLabelOption = None,
+    on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on", help="With devices: run tasks on devices with this label, key=value (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """Plan a request with an LLM, run the plan while it streams, and print the answer."""
+    """Plan a request with an LLM, run the plan while it streams, and print the answer.
+
+    With ``--broker`` or ``--local-agents`` every planned task runs on a device agent
+    (``--on key=value`` picks devices by label), and the model plans with the tools of the
+    ``--tools`` modules only: the ones the agents offer.
+    """
     # Imported here: the openai client costs a third of a second every other command skips.
     from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, check_configuration
 
@@ -62,8 +78,21 @@ def ask(
         config = check_configuration(model, base_url=base_url)
     except LLMConfigError as exc:
         fail(str(exc), code=2)
-    registry = registry_for(tools)
-    planner = LLMPlanner(config.model, base_url=config.base_url, api_key=config.api_key)
+    remote = bool(broker or local_agents)
+    target: Target = "local"
+    if remote:
+        if not tools:
+            fail("--broker/--local-agents need --tools: the modules the device agents offer", code=2)
+        try:
+            registry = load_tools(tools)
+            target = LabelsTarget(labels=parse_labels(on)) if on else "any-device"
+        except ValueError as exc:
+            fail(str(exc), code=2)
+    elif on:
+        fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
+    else:
+        registry = registry_for(tools)
+    planner = LLMPlanner(config.model, base_url=config.base_url, api_key=config.api_key, target=target)
 
     if plan_only:
 
@@ -87,14 +116,6 @@ def ask(
         return
 
     view = None if json_lines else ProgressView(out)
-    orchestrator = Orchestrator(
-        tools=registry,
-        max_concurrency=max_concurrency,
-        # A failed step goes back to the model at once (the joiner may also replan).
-        failure_policy="replan",
-        replanner=planner.replanner,
-        approver=make_approver(yes, view),
-    )
     events: list[Event] = []
 
     def on_event(event: Event) -> None:
@@ -116,12 +137,24 @@ def ask(
         view.update(event)
 
     async def execute() -> AskResult:
-        return await planner.ask(request, orchestrator, on_event=on_event)
+        async with device_executor(broker, local_agents, tools or [], local_label) as devices:
+            orchestrator = Orchestrator(
+                tools=registry,
+                max_concurrency=max_concurrency,
+                # A failed step goes back to the model at once (the joiner may also replan).
+                failure_policy="replan",
+                replanner=planner.replanner,
+                approver=make_approver(yes, view),
+                executors={"device": devices} if devices is not None else None,
+            )
+            return await planner.ask(request, orchestrator, on_event=on_event)
 
     try:
         result = asyncio.run(execute())
     except PlannerError as exc:
         fail(f"planning failed: {exc}")
+    except DeviceError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", code=130)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator import ExpressionError, Task, TaskGraph
+from orchestrator import ExpressionError, Target, Task, TaskGraph
 from tools import ToolRegistry
 
 from .references import translate_references
@@ -53,6 +53,7 @@ class PlanAssembler:
         existing: tasks already in the run (earlier plans); new tasks may use them.
         unusable: ids among ``existing`` without an output (failed, cancelled, skipped),
             mapped to why; a new task that uses one is rejected.
+        target: where every task runs (``"local"``, or devices by id or labels).
     """
 
     def __init__(
@@ -61,8 +62,10 @@ class PlanAssembler:
         *,
         existing: Mapping[str, Task] | None = None,
         unusable: Mapping[str, str] | None = None,
+        target: Target = "local",
     ) -> None:
         self._tools = tools
+        self._target = target
         self._existing = dict(existing or {})
         self._unusable = dict(unusable or {})
         self.dispatched: dict[str, Task] = {}
@@ -116,6 +119,7 @@ class PlanAssembler:
                 tool=planned.tool,
                 args=self._clean_args(planned.tool, translate_references(planned.args)),
                 deps=tuple(planned.deps),
+                target=self._target,
             )
             dependencies = task.dependencies  # compiles the expressions
         except (ValidationError, ExpressionError) as exc:

@@ -35,6 +35,7 @@ from orchestrator import (
     Replanner,
     ReplanRequest,
     RunEnded,
+    Target,
     Task,
     TaskGraph,
 )
@@ -81,6 +82,8 @@ class LLMPlanner:
         instructions: extra text for the planner's system prompt.
         pricing: turns token counts into cost in ``Usage.cost``.
         server_memory: where per-server format support is remembered (default: shared).
+        target: where every planned task runs: ``"local"``, ``"any-device"`` or a device
+            selector (the model plans what to do; the caller decides where).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class LLMPlanner:
         instructions: str = "",
         pricing: Pricing | None = None,
         server_memory: ServerMemory | None = None,
+        target: Target = "local",
     ) -> None:
         if api_retries < 0:
             raise ValueError(f"api_retries must be >= 0, got {api_retries}")
@@ -126,6 +130,7 @@ class LLMPlanner:
             result_limit=result_limit,
             instructions=instructions,
             pricing=pricing,
+            target=target,
         )
         forced = None if response_format == "auto" else FormatMode(response_format)
         self._caller = ChatCaller(
@@ -190,7 +195,7 @@ class LLMPlanner:
         call = PlanCall(
             self._caller,
             JsonRequest("plan", self._plan_messages(tools, request), "plan", plan_schema(tools)),
-            PlanAssembler(tools),
+            PlanAssembler(tools, target=self.settings.target),
             run_id=run_id,
             emit=emit or _ignore,
             max_repairs=self.settings.max_repairs,

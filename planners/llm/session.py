@@ -82,7 +82,9 @@ class AskSession:
         """The run's task source. Planner failures end it and are kept in ``error``."""
         try:
             messages = plan_messages(self.tools, self.request, instructions=self.settings.instructions)
-            async for task in self._plan("plan", messages, PlanAssembler(self.tools)):
+            async for task in self._plan(
+                "plan", messages, PlanAssembler(self.tools, target=self.settings.target)
+            ):
                 yield task
             while True:
                 await self._settle()
@@ -141,7 +143,12 @@ class AskSession:
             instructions=self.settings.instructions,
             reason=reason,
         )
-        assembler = PlanAssembler(self.tools, existing=existing, unusable=unusable_outcomes(self.outcomes))
+        assembler = PlanAssembler(
+            self.tools,
+            existing=existing,
+            unusable=unusable_outcomes(self.outcomes),
+            target=self.settings.target,
+        )
         async for task in self._plan("replan", messages, assembler, reason=reason):
             yield task
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator import Target
+
 from .usage import Pricing
 
 __all__ = ["PlannerSettings"]
@@ -19,6 +21,8 @@ class PlannerSettings:
     result_limit: int = 2000
     instructions: str = ""
     pricing: Pricing | None = None
+    #: Where every planned task runs (the model plans what, not where).
+    target: Target = "local"
 
     def __post_init__(self) -> None:
         for name in ("max_repairs", "max_replans"):

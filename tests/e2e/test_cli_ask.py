@@ -95,3 +95,32 @@ async def test_garbage_from_the_model_fails_with_a_reason() -> None:
         code, _, stderr = await ask("Do something", "--plan-only", env=server_env(server))
     assert code == 1
     assert "no usable plan" in stderr
+
+
+async def test_with_local_agents_every_planned_task_runs_on_a_device() -> None:
+    plan = [
+        {"id": "t1", "tool": "health_check", "args": {"check": "disk"}},
+        {"id": "t2", "tool": "health_check", "args": {"check": "uptime"}},
+    ]
+    async with OpenAITestServer() as server:
+        server.queue(ScriptedReply.plan(plan), ScriptedReply.finish("disk and uptime are fine"))
+        code, stdout, stderr = await ask(
+            "Is the lab healthy?", "--tools", "examples/devices/device_tools.py",
+            "--local-agents", "2", "--local-label", "site=lab", "--on", "site=lab", "--json",
+            env=server_env(server),
+        )  # fmt: skip
+        plan_request = server.completions[0].body
+    assert code == 0, stderr
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    ended = {e["task_id"]: e for e in lines if e["event"] == "task_ended"}
+    assert {ended[t]["output"]["device"] for t in ("t1", "t2")} <= {"local-1", "local-2"}
+    assert lines[-1]["answer"] == "disk and uptime are fine"
+    # The model was offered the agents' tools only, not the local built-ins.
+    offered = json.dumps(plan_request)
+    assert "health_check" in offered and '"shell"' not in offered
+
+
+async def test_on_without_devices_is_a_usage_error() -> None:
+    async with OpenAITestServer() as server:
+        code, _, stderr = await ask("x", "--on", "site=lab", env=server_env(server))
+    assert code == 2 and "--broker" in stderr
