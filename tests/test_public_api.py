@@ -10,7 +10,7 @@ EXPECTED = {
     "tools": {
         "ProgressReporter", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
         "ToolDefinitionError", "ToolError", "ToolNotFoundError", "ToolRegistry", "ToolResultError",
-        "tool",
+        "load_tools", "tool",
     },
     "orchestrator": {
         "Approver", "DeviceError", "DeviceTarget", "Event", "Executor", "ExpressionError",

@@ -12,6 +12,7 @@ from .errors import (
     ToolNotFoundError,
     ToolResultError,
 )
+from .loading import load_tools
 from .registry import ToolRegistry
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "ToolNotFoundError",
     "ToolRegistry",
     "ToolResultError",
+    "load_tools",
     "tool",
 ]

@@ -8,8 +8,6 @@ on stderr), 2 bad usage.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -24,9 +22,9 @@ from rich.prompt import Confirm
 from planners import Workflow, WorkflowFileError, load_workflow
 from tools import ToolRegistry
 from tools.builtin import builtin_registry
+from tools.loading import load_tools
 
 from ..console import ProgressView, event_json
-from ..errors import StepweaveError
 from ..events import Event
 from ..graph import Task
 from ..result import RunResult
@@ -38,7 +36,6 @@ __all__ = [
     "ToolsOption",
     "err",
     "fail",
-    "import_module",
     "load_flow",
     "make_approver",
     "out",
@@ -66,36 +63,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def registry_for(modules: list[str] | None) -> ToolRegistry:
-    """Built-in tools plus every ``@tool`` in the user's modules."""
-    registry = builtin_registry()
-    for spec in modules or ():
-        try:
-            module = import_module(spec)
-            found = registry.register_module(module)
-        except (ImportError, OSError, SyntaxError, StepweaveError, TypeError) as exc:
-            fail(f"--tools {spec}: {type(exc).__name__}: {exc}")
-        if not found:
-            fail(f"--tools {spec}: the module defines no @tool functions")
-    return registry
-
-
-def import_module(spec: str) -> Any:
-    """Import a module by dotted name or by ``.py`` path."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
-        if not path.is_file():
-            raise ImportError(f"no such file: {spec}")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"cannot import {spec}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
-        return module
-    # Like `python -m`: modules next to the user's files are importable by name.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    return importlib.import_module(spec)
+    """Built-in tools plus every ``@tool`` in the user's modules (exit 1 naming a bad one)."""
+    try:
+        return load_tools(modules or (), into=builtin_registry())
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def load_flow(flow: Path, registry: ToolRegistry) -> Workflow:

@@ -1,0 +1,54 @@
+"""Load ``@tool`` functions from the modules a user names (``--tools``): an import name,
+like ``python -m``, or a path to a ``.py`` file."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from .errors import ToolDefinitionError
+from .registry import ToolRegistry
+
+__all__ = ["import_tools_module", "load_tools"]
+
+
+def load_tools(specs: Sequence[str], into: ToolRegistry | None = None) -> ToolRegistry:
+    """Every ``@tool`` of each module, registered in ``into`` (default: a new registry).
+
+    Raises ``ValueError`` naming the module when one cannot be imported, defines no
+    tools, or defines a tool whose name is already taken.
+    """
+    registry = ToolRegistry() if into is None else into
+    for spec in specs:
+        try:
+            module = import_tools_module(spec)
+            found = registry.register_module(module)
+        except (ImportError, OSError, SyntaxError, ToolDefinitionError) as exc:
+            raise ValueError(f"--tools {spec}: {type(exc).__name__}: {exc}") from exc
+        if not found:
+            raise ValueError(f"--tools {spec}: the module defines no @tool functions")
+    return registry
+
+
+def import_tools_module(spec: str) -> ModuleType:
+    """Import ``spec``: a ``.py`` path (loaded under its file name) or a module name."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ImportError(f"no such file: {spec}")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot import {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+        return module
+    # Like `python -m`: modules beside the user's files are importable by name.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(spec)
