@@ -33,7 +33,8 @@ _STYLE = {
 }
 
 
-def _fallback(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for tool outputs: pydantic models as JSON, else repr."""
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
@@ -44,11 +45,11 @@ def _fallback(value: Any) -> Any:
 
 def event_json(event: Event) -> str:
     """One JSON line for an event (tool outputs that are not JSON become their repr)."""
-    return json.dumps(event.to_dict(), default=_fallback, ensure_ascii=False)
+    return json.dumps(event.to_dict(), default=json_default, ensure_ascii=False)
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=_fallback, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, default=json_default, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

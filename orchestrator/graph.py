@@ -289,6 +289,13 @@ class TaskGraph:
                 f"{where}: when cannot use 'item': it is evaluated once, before for_each fans out"
             )
         for field, expr in (("when", condition), ("for_each", items)):
+            if expr is not None and not expr.native:
+                # Text around or between placeholders renders to a string, and any non-empty
+                # string is true: `${{ a }} and ${{ b }}` would always hold.
+                problems.append(
+                    f"{where}: {field} must be one expression, not text with placeholders "
+                    f"({expr.source!r}); put it all inside one ${{{{ … }}}}, e.g. ${{{{ a and b }}}}"
+                )
             for ref in sorted(expr.refs if expr is not None else ()):
                 if ref == task.id:
                     problems.append(f"{where}: {field} references its own output")

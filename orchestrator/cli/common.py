@@ -112,6 +112,10 @@ def make_approver(
         if yes:
             return True
         if not sys.stdin.isatty():
+            err.print(
+                f"step {task.id!r} needs approval and there is no terminal to ask: pass --yes to approve it",
+                highlight=False,
+            )
             return False
         if view is not None:
             view.pause()

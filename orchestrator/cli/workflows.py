@@ -13,7 +13,7 @@ from rich.table import Table
 
 from planners import Workflow, WorkflowFileError, workflow_json_schema
 
-from ..console import ProgressView, summary_table
+from ..console import ProgressView, json_default, summary_table
 from ..errors import DeviceError
 from ..events import Event
 from ..export import to_dot, to_json, to_mermaid
@@ -64,6 +64,10 @@ def run(
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", help="Environment variable expressions may read as env.NAME (repeatable)."),
+    ] = None,
 ) -> None:
     """Run a workflow: live progress, a summary, exit code 0 on success and 1 on failure."""
     registry = registry_for(tools)
@@ -92,6 +96,7 @@ def run(
                 failure_policy="continue" if keep_going else "fail_fast",
                 approver=make_approver(yes, view),
                 executors={"device": devices} if devices is not None else None,
+                env=env or (),
             )
             async with orchestrator.start(graph, inputs=inputs) as handle:
                 result, events = await watch(handle, view)
@@ -103,17 +108,27 @@ def run(
         fail("interrupted", code=130)
     except DeviceError as exc:  # the broker or the local agents could not be reached or started
         fail(f"{flow}: {exc}")
-    outputs = workflow.evaluate_outputs(result, inputs) if result.ok else {}
+    outputs: dict[str, Any] = {}
+    output_problems: WorkflowFileError | None = None
+    if result.ok:
+        try:
+            outputs = workflow.evaluate_outputs(result, inputs)
+        except WorkflowFileError as exc:  # reported after the summary: the run itself is kept
+            output_problems = exc
     if report is not None:
         path = write_html(report, final_graph, result, events, title=workflow.name)
         if not json_lines:
             err.print(f"report: {path}", highlight=False)
     if json_lines:
-        print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=str), flush=True)
+        print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=json_default), flush=True)
     else:
         out.print(summary_table(result))
         if outputs:
-            out.print_json(json.dumps(outputs, default=str))
+            out.print_json(json.dumps(outputs, default=json_default))
+    if output_problems is not None:
+        print_problems(output_problems)
+        first = output_problems.problems[0].message if output_problems.problems else str(output_problems)
+        fail(f"{flow}: the steps succeeded but an output cannot be computed: {first}")
     if not result.ok:
         fail(_failure_reason(flow, workflow, result))
 

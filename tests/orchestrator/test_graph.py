@@ -98,6 +98,27 @@ def test_bad_expression_is_a_definition_error_naming_the_task() -> None:
     assert "task 'a'" in message and "unknown name 'oops'" in message
 
 
+@pytest.mark.parametrize("field", ["when", "for_each"])
+def test_a_condition_or_list_made_of_text_and_placeholders_is_a_problem(field: str) -> None:
+    # "${{ a }} and ${{ b }}" renders to a non-empty string: it would always be true.
+    source = "${{ steps.a.output }} and ${{ steps.a.output }}"
+    graph = TaskGraph(
+        [
+            Task(id="a", tool="fetch", args={"url": "u"}),
+            Task(id="b", tool="fetch", args={"url": "u"}, **{field: source}),
+        ]
+    )
+    (problem,) = graph.problems(TOOLS)
+    assert problem.startswith(f"task 'b': {field} must be one expression") and "${{ a and b }}" in problem
+    single = TaskGraph(
+        [
+            Task(id="a", tool="fetch", args={"url": "u"}),
+            Task(id="b", tool="fetch", args={"url": "u"}, when="${{ steps.a.output and steps.a.output }}"),
+        ]
+    )
+    assert single.problems(TOOLS) == []
+
+
 def test_bad_task_fields_are_rejected_by_the_model() -> None:
     with pytest.raises(ValueError, match="id"):
         Task(id="has space", tool="fetch")
