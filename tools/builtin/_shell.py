@@ -9,7 +9,7 @@ import signal
 import time
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from ..base import tool
 from ..context import ToolContext
@@ -173,10 +173,22 @@ def _child_env(env: list[str] | None, set_env: dict[str, str] | None) -> dict[st
     return result
 
 
+def _number_as_text(value: object) -> object:
+    # `argv: [head, -n, "${{ inputs.lines }}"]` renders an integer input natively; a
+    # program's arguments are text, so numbers are written out (booleans are not guessed).
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: One argument of a program: text (numbers are accepted and written out).
+_Arg = Annotated[str, BeforeValidator(_number_as_text)]
+
+
 @tool(name="shell", idempotent=False)
 async def shell(
     ctx: ToolContext,
-    argv: Annotated[list[str], Field(min_length=1)],
+    argv: Annotated[list[_Arg], Field(min_length=1)],
     cwd: str | None = None,
     env: list[str] | None = None,
     set_env: dict[str, str] | None = None,

@@ -167,7 +167,7 @@ async def test_missing_program_is_named() -> None:
     assert info.value.retryable is False
 
 
-@pytest.mark.parametrize("argv", [[], "echo hi", ["echo", 3], None])
+@pytest.mark.parametrize("argv", [[], "echo hi", ["echo", True], ["echo", None], None])
 async def test_argv_must_be_a_non_empty_list_of_strings(argv: object) -> None:
     with pytest.raises(ToolArgumentError, match="argv"):
         await shell.invoke({"argv": argv}, CTX)
@@ -186,3 +186,11 @@ async def test_undecodable_output_is_replaced() -> None:
     script = "import sys; sys.stdout.buffer.write(b'a\\xffb')"
     result = await shell.invoke({"argv": [sys.executable, "-c", script]})
     assert result.stdout == "a\ufffdb"
+
+
+async def test_numbers_in_argv_are_written_out_but_booleans_are_refused() -> None:
+    # An integer workflow input rendered into argv arrives as an int, not as text.
+    result = await shell.invoke({"argv": ["echo", 3, 2.5, "x"]}, CTX)
+    assert isinstance(result, ShellResult) and result.stdout == "3 2.5 x\n"
+    with pytest.raises(ToolArgumentError, match="argv"):
+        await shell.invoke({"argv": ["echo", True]}, CTX)
