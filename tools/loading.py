@@ -20,18 +20,26 @@ __all__ = ["import_tools_module", "load_tools"]
 def load_tools(specs: Sequence[str], into: ToolRegistry | None = None) -> ToolRegistry:
     """Every ``@tool`` of each module, registered in ``into`` (default: a new registry).
 
-    Raises ``ValueError`` naming the module when one cannot be imported, defines no
-    tools, or defines a tool whose name is already taken.
+    A module may instead (or also) register functions for the built-in ``python`` tool
+    with ``register_callable``. Raises ``ValueError`` naming the module when one cannot
+    be imported, provides neither, or defines a tool whose name is already taken.
     """
+    # Imported here: tools.builtin itself imports the tools package.
+    from .builtin import registered_callables
+
     registry = ToolRegistry() if into is None else into
     for spec in specs:
+        callables = len(registered_callables())
         try:
             module = import_tools_module(spec)
             found = registry.register_module(module)
         except (ImportError, OSError, SyntaxError, ToolDefinitionError) as exc:
             raise ValueError(f"--tools {spec}: {type(exc).__name__}: {exc}") from exc
-        if not found:
-            raise ValueError(f"--tools {spec}: the module defines no @tool functions")
+        if not found and len(registered_callables()) == callables:
+            raise ValueError(
+                f"--tools {spec}: the module defines no @tool functions and registers no "
+                "callables for the python tool"
+            )
     return registry
 
 

@@ -52,3 +52,19 @@ def test_a_bad_module_is_named_with_the_reason(tmp_path: Path, setup, message: s
 def test_two_modules_defining_the_same_tool_name_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already registered"):
         load_tools([write(tmp_path, "mod_c1", "gamma"), write(tmp_path, "mod_d1", "gamma")])
+
+
+def test_a_module_that_only_registers_python_callables_is_accepted(tmp_path: Path) -> None:
+    module = tmp_path / "callables_only_mod.py"
+    module.write_text(
+        "from tools.builtin import register_callable\n\n"
+        "@register_callable(name='loading_test_double')\n"
+        "def double(x: int) -> int:\n    return 2 * x\n"
+    )
+    from tools.builtin import registered_callables, unregister_callable
+
+    try:
+        registry = load_tools([str(module)])
+        assert list(registry) == [] and "loading_test_double" in registered_callables()
+    finally:
+        unregister_callable("loading_test_double")
