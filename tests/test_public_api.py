@@ -22,9 +22,10 @@ EXPECTED = {
         "TaskRetrying", "TaskStarted", "TaskStatus", "TaskTimeout", "ToolCall", "WorkflowError",
     },
     "planners": {
-        "AskResult", "CallUsage", "LLMConfigError", "LLMPlanner", "Pricing", "Problem", "Usage",
-        "Workflow", "WorkflowFileError", "check_configuration", "load_workflow", "parse_workflow",
-        "workflow_json_schema",
+        "AskResult", "CallUsage", "CompiledGuide", "Finding", "Guide", "GuideError", "LLMConfigError",
+        "LLMPlanner", "Pricing", "Problem", "Usage", "Workflow", "WorkflowFileError",
+        "check_configuration", "compile_guide", "lint_guide", "load_guide", "load_workflow",
+        "parse_guide", "parse_workflow", "workflow_json_schema",
     },
     "orchestrator.devices": {
         "AgentProcess", "BrokerConnectionError", "BrokerKind", "BrokerSettings", "DeviceAgent",

@@ -5,6 +5,7 @@ Each module registers one family of commands on the shared Typer app:
 - ``workflows``: run, validate, graph, schema, tools
 - ``planner``: ask (an LLM plans a request; the plan runs as it streams)
 - ``devices``: agent, broker (``run --broker/--local-agents`` reach the devices)
+- ``tsg``: tsg compile, tsg lint, tsg run (Markdown troubleshooting guides)
 
 Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
 on stderr), 2 bad usage.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from . import devices, planner, workflows
+from . import devices, planner, tsg, workflows
 
 __all__ = ["app", "main"]
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 workflows.register(app)
 planner.register(app)
 devices.register(app)
+tsg.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,408 @@
+"""``stepweave tsg``: troubleshooting guides (Markdown runbooks) — compile, lint, run.
+
+``run`` compiles the guide, then runs it like a workflow: independent checks in parallel,
+mutating commands only after approval (``--yes`` approves them all), conditions decided by
+their measurable test, an LLM judge (``--llm``) or the operator. ``--dry-run`` prints the
+plan with every command's inputs filled in and executes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.prompt import Confirm
+from rich.table import Table
+
+from planners import WorkflowFileError
+from planners.tsg import (
+    CompiledGuide,
+    ConditionJudge,
+    GuideError,
+    LLMJudge,
+    OperatorAsk,
+    assist_guide,
+    compile_guide,
+    lint_guide,
+    load_guide,
+    tsg_tools,
+)
+from tools import ToolRegistry
+
+from ..console import ProgressView, summary_table
+from ..errors import PlannerError
+from ..events import Event
+from ..graph import Task, TaskStatus
+from ..report import write_html
+from ..result import RunResult
+from ..run import Orchestrator
+from .common import (
+    SetOption,
+    ToolsOption,
+    err,
+    fail,
+    make_approver,
+    out,
+    parse_sets,
+    print_problems,
+    registry_for,
+    watch,
+)
+
+if TYPE_CHECKING:
+    from planners.llm import LLMConfig
+
+__all__ = ["register"]
+
+tsg_app = typer.Typer(
+    help="Troubleshooting guides: compile Markdown runbooks into workflows, lint them, run them safely.",
+    no_args_is_help=True,
+)
+GuideArgument = Annotated[Path, typer.Argument(help="The Markdown runbook.", show_default=False)]
+_INPUT_REFERENCE = re.compile(r"\$\{\{\s*inputs\.(\w+)\s*\}\}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tsg_app, name="tsg")
+
+
+LLMOption = Annotated[
+    bool,
+    typer.Option(
+        "--llm",
+        help="Use the LLM (OPENAI_BASE_URL / OPENAI_API_KEY) for prose-only steps and conditions.",
+    ),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Model for --llm (default: STEPWEAVE_MODEL).")
+]
+
+
+def _llm_config(llm: bool, model: str | None) -> LLMConfig | None:
+    if not llm:
+        return None
+    # Imported here: the openai client costs a third of a second every other command skips.
+    from planners.llm import LLMConfigError, check_configuration
+
+    try:
+        return check_configuration(model)
+    except LLMConfigError as exc:
+        fail(f"--llm: {exc}", code=2)
+
+
+def _compile(path: Path, config: LLMConfig | None = None) -> CompiledGuide:
+    try:
+        guide = load_guide(path)
+    except GuideError as exc:
+        fail(str(exc))
+    if config is not None:
+        try:
+            changes = asyncio.run(
+                assist_guide(guide, model=config.model, base_url=config.base_url, api_key=config.api_key)
+            )
+        except PlannerError as exc:
+            fail(f"{path}: {exc}")
+        for change in changes:
+            err.print(f"llm: {change}", highlight=False, markup=False)
+    return compile_guide(guide)
+
+
+@tsg_app.command("compile")
+def compile_command(
+    guide: GuideArgument,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the workflow here (default: stdout).")
+    ] = None,
+    llm: LLMOption = False,
+    model: ModelOption = None,
+) -> None:
+    """Compile a guide into a workflow YAML file whose comments point back to the guide's lines."""
+    compiled = _compile(guide, _llm_config(llm, model))
+    text = compiled.to_yaml()
+    try:
+        compiled.workflow()
+    except WorkflowFileError as exc:  # a compiler bug, not the user's: say so plainly
+        print_problems(exc)
+        fail(f"{guide}: the compiled workflow is invalid (please report this)")
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+    err.print(_overview(compiled) + (f" → {output}" if output else ""), highlight=False, markup=False)
+
+
+def _overview(compiled: CompiledGuide) -> str:
+    kinds = [s.kind for s in compiled.steps]
+    widest = max((len(w) for w in compiled.waves()), default=0)
+    return (
+        f"{compiled.guide.source}: {len(kinds)} steps ({kinds.count('command')} commands, "
+        f"{kinds.count('judge')} conditions, {kinds.count('manual')} manual, {kinds.count('repeat')} loops), "
+        f"{len(compiled.inputs)} inputs, {len(compiled.waves())} waves, up to {widest} in parallel"
+    )
+
+
+@tsg_app.command()
+def lint(guide: GuideArgument) -> None:
+    """Report the guide's defects with line numbers; exit 1 if there are errors."""
+    try:
+        findings = lint_guide(load_guide(guide))
+    except GuideError as exc:
+        fail(str(exc))
+    for finding in findings:
+        style = "red" if finding.severity == "error" else "yellow"
+        out.print(str(finding), style=style, markup=False, highlight=False, soft_wrap=True)
+    errors = sum(f.severity == "error" for f in findings)
+    summary = f"{guide}: {errors} error(s), {len(findings) - errors} warning(s)"
+    if errors:
+        fail(summary)
+    err.print(summary, highlight=False, markup=False)
+
+
+def _incident_values(path: Path | None) -> dict[str, str]:
+    """Flatten an incident (or Alertmanager payload) into name → value, nested labels included."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"--incident {path}: {exc}")
+    found: dict[str, str] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(item, Mapping | list):
+                    visit(item)
+                else:
+                    found.setdefault(str(key).lower(), "" if item is None else str(item))
+        elif isinstance(value, list) and value:
+            visit(value[0])  # the first alert of a group speaks for it
+
+    visit(data)
+    return found
+
+
+def _overrides(compiled: CompiledGuide, sets: dict[str, str], incident: dict[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in compiled.inputs:
+        if name.lower() in incident:
+            values[name] = incident[name.lower()]
+    values.update(sets)
+    return values
+
+
+def _fill(text: str, values: Mapping[str, Any]) -> str:
+    return _INPUT_REFERENCE.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values else f"<{m.group(1)}?>", text
+    )
+
+
+def _shown_command(args: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+    if "argv" in args:
+        argv = [str(a) for a in args["argv"]]
+        if argv[:2] == ["sh", "-c"]:
+            env = {k: _fill(str(v), values) for k, v in (args.get("set_env") or {}).items()}
+            return "sh -c " + json.dumps(argv[2]) + "".join(f"  {k}={v}" for k, v in env.items())
+        return " ".join(_fill(a, values) for a in argv)
+    if "query" in args:
+        return re.sub(r"\s+", " ", _fill(str(args["query"]), values))
+    return ""
+
+
+def _dry_run(compiled: CompiledGuide, values: Mapping[str, Any]) -> None:
+    waves = compiled.waves()
+    print(f"plan for {compiled.guide.source}: {len(compiled.steps)} steps in {len(waves)} waves")
+    print("(steps in one wave do not wait for each other: they run in parallel)")
+    for number, wave in enumerate(waves, 1):
+        print(f"\nwave {number}:")
+        for step in wave:
+            flags = [step.tool]
+            if step.needs_approval:
+                flags.append("needs approval")
+            print(f"  - {step.id} [{', '.join(flags)}] guide line {step.line}")
+            if step.kind == "command":
+                print(f"      $ {_shown_command(step.args, values)}")
+            elif step.kind == "judge":
+                test = step.args.get("test")
+                how = f" (test: {test['op']} {test['value']!r})" if test else " (LLM judge or operator)"
+                print(f"      decide: {step.args['condition']}{how}")
+            elif step.kind == "manual":
+                shown = step.args.get("command") or step.args["instruction"]
+                print(f"      by hand: {_fill(str(shown), values)[:160]}")
+            elif step.kind == "repeat":
+                print(f"      repeat up to {step.args['max_iterations']}x until: {step.args['until']}")
+                for call in step.args["body"]:
+                    print(f"        $ {_shown_command(call['args'], values)}")
+            if step.needs:
+                print(f"      after: {', '.join(step.needs)}" + (" (any)" if step.join == "any" else ""))
+            if step.gates:
+                print(
+                    "      only if: "
+                    + " and ".join(f"{'not ' if negated else ''}{judge}" for judge, negated in step.gates)
+                )
+    missing = [name for name, spec in compiled.inputs.items() if name not in values and "default" not in spec]
+    shown = {
+        name: values.get(name, compiled.inputs[name].get("default", "<not set>")) for name in compiled.inputs
+    }
+    print(f"\ninputs: {json.dumps(shown)}")
+    if missing:
+        print("missing for a real run: " + " ".join(f"--set {name}=…" for name in missing))
+
+
+def _operator(view: ProgressView | None, lock: asyncio.Lock) -> OperatorAsk:
+    async def ask(question: str) -> bool | None:
+        if not sys.stdin.isatty():
+            return None
+        async with lock:
+            if view is not None:
+                view.pause()
+            try:
+                return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
+            finally:
+                if view is not None:
+                    view.resume()
+
+    return ask
+
+
+def _registry(tools: list[str] | None, judge: ConditionJudge, ask: OperatorAsk) -> ToolRegistry:
+    registry = registry_for(tools)
+    for item in tsg_tools(judge, registry, ask):
+        registry.register(item, replace=True)
+    return registry
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def _memory_table(compiled: CompiledGuide, result: RunResult) -> Table:
+    """What each step found, in guide order: the run's memory, for the SRE."""
+    table = Table(title="guide steps")
+    for column in ("line", "step", "status", "result"):
+        table.add_column(column, overflow="fold")
+    for step in sorted(compiled.steps, key=lambda s: s.line):
+        task = result.tasks.get(step.id)
+        if task is None:
+            continue
+        output = _plain(task.output)
+        if task.status is not TaskStatus.SUCCEEDED:
+            shown = task.error.message if task.error else ""
+        elif step.kind == "judge" and isinstance(output, Mapping):
+            shown = f"{'yes' if output.get('holds') else 'no'} ({output.get('by')}: {output.get('reason')})"
+        elif step.kind == "manual" and isinstance(output, Mapping):
+            shown = "done by the operator" if output.get("performed") else "not done (no operator)"
+        elif isinstance(output, Mapping) and "rows" in output:
+            shown = json.dumps(output["rows"], default=str)[:100]
+        elif isinstance(output, Mapping) and "stdout" in output:
+            shown = (str(output["stdout"]).strip().splitlines() or [""])[-1][:100]
+        else:
+            shown = json.dumps(output, default=str)[:100]
+        table.add_row(str(step.line), step.id, task.status.value, shown)
+    return table
+
+
+@tsg_app.command()
+def run(
+    guide: GuideArgument,
+    set_: SetOption = None,
+    incident: Annotated[
+        Path | None,
+        typer.Option("--incident", help="JSON incident or alert: its fields (and labels) fill inputs."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and every command; run nothing.")
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Approve mutating commands; take conditions nobody can decide as true."
+        ),
+    ] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report here.")] = None,
+    tools: ToolsOption = None,
+    llm: LLMOption = False,
+    model: ModelOption = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="Print the event stream as JSON Lines.")] = False,
+) -> None:
+    """Run a guide: parallel checks, approval before changes, a summary of what each step found."""
+    config = _llm_config(llm, model)
+    compiled = _compile(guide, config)
+    values = _overrides(compiled, parse_sets(set_), _incident_values(incident))
+    if dry_run:
+        _dry_run(compiled, values)
+        return
+    llm_judge = None
+    if config is not None:
+        llm_judge = LLMJudge(model=config.model, base_url=config.base_url, api_key=config.api_key)
+    view = None if json_lines else ProgressView(out)
+    lock = asyncio.Lock()
+    ask = _operator(view, lock)
+    judge = ConditionJudge(llm=llm_judge, ask=ask, assume_yes=yes)
+    registry = _registry(tools, judge, ask)
+    workflow = compiled.workflow()
+    problems = workflow.problems(registry)
+    if problems:
+        print_problems(WorkflowFileError(problems))
+        unknown = sorted(
+            {p.message.split("'")[1] for p in problems if "unknown tool" in p.message and "'" in p.message}
+        )
+        hint = (
+            f"; register a tool for {', '.join(unknown)} with --tools (e.g. @tool def promql(query: str))"
+            if unknown
+            else ""
+        )
+        fail(f"{guide}: cannot run ({len(problems)} problem(s)){hint}")
+    try:
+        inputs = workflow.resolve_inputs(values, from_strings=True)
+        graph = workflow.to_graph()
+    except WorkflowFileError as exc:
+        print_problems(exc)
+        fail(
+            f"{guide}: {exc.problems[0].message if exc.problems else exc} (use --set NAME=value or --incident)"
+        )
+    approve = make_approver(yes, view)
+
+    async def approver(task: Task, args: Mapping[str, Any]) -> bool:
+        async with lock:  # one question on the terminal at a time
+            return await approve(task, args)
+
+    orchestrator = Orchestrator(tools=registry, failure_policy="fail_fast", approver=approver)
+    result, events, final_graph = asyncio.run(_execute(orchestrator, graph, inputs, view))
+    if report is not None:
+        path = write_html(report, final_graph, result, events, title=compiled.guide.title)
+        if not json_lines:
+            err.print(f"report: {path}", highlight=False)
+    if json_lines:
+        memory = {
+            tid: _plain(t.output) for tid, t in result.tasks.items() if t.status is TaskStatus.SUCCEEDED
+        }
+        print(json.dumps({"event": "guide_memory", "steps": memory}, default=str), flush=True)
+    else:
+        out.print(summary_table(result))
+        out.print(_memory_table(compiled, result))
+    if not result.ok:
+        fail(_failure(guide, compiled, result))
+
+
+async def _execute(
+    orchestrator: Orchestrator, graph: Any, inputs: Mapping[str, Any], view: ProgressView | None
+) -> tuple[RunResult, list[Event], Any]:
+    async with orchestrator.start(graph, inputs=inputs) as handle:
+        result, events = await watch(handle, view)
+        return result, events, handle.graph
+
+
+def _failure(guide: Path, compiled: CompiledGuide, result: RunResult) -> str:
+    for task_id, task in result.tasks.items():
+        if task.status is TaskStatus.FAILED and task.error is not None:
+            line = next((s.line for s in compiled.steps if s.id == task_id), None)
+            return f"{guide}:{line}: step {task_id!r} failed: {task.error.type}: {task.error.message}"
+    return f"{guide}: run {result.status.value}: {result.error or 'unknown reason'}"

@@ -1,0 +1,139 @@
+"""The output of the compiler: ``CompiledGuide`` (steps, inputs, YAML) and ``CompiledStep``.
+
+Each step keeps where it came from (guide line, command, condition), so the CLI, the
+linter's users and the tests can ask about the DAG without re-reading YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from planners.workflow import Workflow, parse_workflow
+
+from .commands import Command
+from .conditions import Condition
+from .steps import Guide
+
+__all__ = ["CompiledGuide", "CompiledStep", "Gate"]
+
+Gate = tuple[str, bool]  # (judge step id, negated)
+
+
+@dataclass
+class CompiledStep:
+    """One workflow step and where it came from in the guide."""
+
+    id: str
+    tool: str
+    args: dict[str, Any]
+    kind: str  # command, judge, manual, repeat
+    line: int
+    title: str
+    needs: list[str] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
+    join: str = "all"
+    needs_approval: bool = False
+    command: Command | None = None
+    condition: Condition | None = None
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def when(self) -> str | None:
+        if not self.gates:
+            return None
+        parts = [f"{'not ' if negated else ''}steps.{judge}.output.holds" for judge, negated in self.gates]
+        return "${{ " + " and ".join(parts) + " }}"
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "tool": self.tool, "description": self.title}
+        if self.needs:
+            data["needs"] = list(self.needs)
+        if self.when:
+            data["when"] = self.when
+        if self.join != "all":
+            data["join"] = self.join
+        if self.needs_approval:
+            data["needs_approval"] = True
+        data["args"] = self.args
+        return data
+
+
+@dataclass
+class CompiledGuide:
+    """The workflow a guide compiles to, plus the links back to the guide."""
+
+    guide: Guide
+    name: str
+    steps: list[CompiledStep]
+    inputs: dict[str, dict[str, Any]]
+
+    def step(self, step_id: str) -> CompiledStep:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def command_steps(self) -> list[CompiledStep]:
+        return [s for s in self.steps if s.kind in ("command", "repeat")]
+
+    def ancestors(self, step_id: str) -> set[str]:
+        needs = {s.id: s.needs for s in self.steps}
+        seen: set[str] = set()
+        stack = list(needs[step_id])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(needs[current])
+        return seen
+
+    def parallel(self, first: str, second: str) -> bool:
+        """Whether two steps may run at the same time (neither waits for the other)."""
+        return first not in self.ancestors(second) and second not in self.ancestors(first)
+
+    def waves(self) -> list[list[CompiledStep]]:
+        """Steps by depth: each wave can start once the waves before it ended."""
+        depth: dict[str, int] = {}
+        for step in self.steps:  # emitted in dependency order
+            depth[step.id] = 1 + max((depth[n] for n in step.needs), default=-1)
+        result: list[list[CompiledStep]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for step in self.steps:
+            result[depth[step.id]].append(step)
+        return result
+
+    def workflow_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "description": self.guide.title}
+        if self.inputs:
+            data["inputs"] = self.inputs
+        data["defaults"] = {"timeout": 300}
+        data["steps"] = [s.as_dict() for s in self.steps]
+        return data
+
+    def to_yaml(self) -> str:
+        """The workflow as YAML, with comments pointing back to the guide's lines."""
+        source = self.guide.source or "<guide>"
+        head = {k: v for k, v in self.workflow_dict().items() if k != "steps"}
+        parts = [
+            f"# Compiled from {source} by `stepweave tsg compile`; edit freely, it is a plain workflow.",
+            "# Steps without a path between them run in parallel; `tsg_judge` steps decide the guide's",
+            "# conditions, `tsg_manual` steps are done by a person, `tsg_repeat` steps are bounded loops.",
+            "# Run: stepweave tsg run GUIDE.md, or stepweave run THIS_FILE --tools planners.tsg.workflow_tools",
+            _dump(head).rstrip(),
+            "steps:",
+        ]
+        for step in self.steps:
+            parts.append("")
+            parts.extend(f"  # {line}" for line in step.comments)
+            parts.append(_indent(_dump([step.as_dict()])).rstrip())
+        return "\n".join(parts) + "\n"
+
+    def workflow(self) -> Workflow:
+        return parse_workflow(self.to_yaml(), source=f"{self.guide.source or '<guide>'} (compiled)")
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
