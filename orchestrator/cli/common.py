@@ -115,6 +115,7 @@ def make_approver(
             err.print(
                 f"step {task.id!r} needs approval and there is no terminal to ask: pass --yes to approve it",
                 highlight=False,
+                soft_wrap=True,
             )
             return False
         if view is not None:
