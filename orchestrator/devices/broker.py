@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Literal
 
 from ..errors import DeviceError
+from .signals import until_signalled
 
 __all__ = [
     "BrokerKind",
@@ -329,12 +330,16 @@ async def run_broker(
         kind = "mosquitto" if find_mosquitto() else "amqtt"
     if kind == "amqtt":
         _log.warning(DEVELOPMENT_WARNING)
-        await serve_amqtt(host, port, None if on_ready is None else lambda url: on_ready(url, "amqtt"))
+        ready = None if on_ready is None else lambda url: on_ready(url, "amqtt")
+        await until_signalled(serve_amqtt(host, port, ready))
         return
     async with LocalBroker(port=port, host=host, kind="mosquitto") as broker:
         if on_ready is not None:
             on_ready(broker.url, "mosquitto")
         process = broker._process
         assert process is not None
-        code = await asyncio.to_thread(process.wait)
-        raise DeviceError(f"mosquitto exited with status {code}:\n{broker.output}")
+        exited = asyncio.ensure_future(asyncio.to_thread(process.wait))
+        # On SIGTERM/SIGINT this returns and LocalBroker stops Mosquitto on the way out.
+        await until_signalled(asyncio.shield(exited))
+        if exited.done():
+            raise DeviceError(f"mosquitto exited with status {exited.result()}:\n{broker.output}")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from orchestrator.devices import DeviceExecutor, load_tools, spawn_agent
@@ -40,9 +41,16 @@ async def test_the_broker_command_serves_until_stopped(broker_kind: str) -> None
             await client.subscribe("probe", qos=1)
             await client.publish("probe", encode(Ping()), qos=1)
             assert (await next_message(client)).payload == encode(Ping())
-    finally:
+        children = psutil.Process(process.pid).children(recursive=True)
+        # SIGTERM (what a service manager sends) must stop the broker's own Mosquitto too.
         process.terminate()
-        await process.wait()
+        assert await process.wait() == 0
+        _, alive = await asyncio.to_thread(psutil.wait_procs, children, timeout=10)
+        assert alive == [], f"left running after SIGTERM: {alive}"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def test_an_agent_process_goes_offline_cleanly_on_sigterm(
