@@ -1,6 +1,6 @@
 """The stepweave engine: task graphs, the scheduler, runs and their events.
 
-See ``orchestrator.errors`` for the exception tree.
+See ``orchestrator.errors`` for the exception tree, ``orchestrator.journal`` for durable runs.
 """
 
 from .errors import (
@@ -8,9 +8,14 @@ from .errors import (
     ExpressionError,
     GraphEditError,
     GraphValidationError,
+    JournalCorrupt,
+    JournalError,
+    JournalVersionError,
     PlannerError,
+    ResumeError,
     RunCancelled,
     RunError,
+    RunNotFound,
     StepweaveError,
     TaskFailed,
     TaskTimeout,
@@ -20,6 +25,7 @@ from .events import (
     Event,
     GraphEdited,
     RunEnded,
+    RunResumed,
     RunStarted,
     TaskAdded,
     TaskEnded,
@@ -30,8 +36,9 @@ from .events import (
 )
 from .executors import Executor, LocalExecutor, ToolCall
 from .graph import DeviceTarget, GraphEdit, LabelsTarget, Target, Task, TaskGraph, TaskStatus
+from .journal import Journal
 from .result import RunResult, RunStatus, TaskError, TaskResult
-from .run import GraphSource, Orchestrator, Run
+from .run import GraphSource, InflightPolicy, Orchestrator, Run
 from .scheduler import Approver, FailurePolicy, Replanner, ReplanRequest
 
 __all__ = [
@@ -47,17 +54,25 @@ __all__ = [
     "GraphEdited",
     "GraphSource",
     "GraphValidationError",
+    "InflightPolicy",
+    "Journal",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalVersionError",
     "LabelsTarget",
     "LocalExecutor",
     "Orchestrator",
     "PlannerError",
     "ReplanRequest",
     "Replanner",
+    "ResumeError",
     "Run",
     "RunCancelled",
     "RunEnded",
     "RunError",
+    "RunNotFound",
     "RunResult",
+    "RunResumed",
     "RunStarted",
     "RunStatus",
     "StepweaveError",

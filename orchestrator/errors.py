@@ -2,7 +2,8 @@
 
 Two families, kept apart as pydantic-ai keeps ``UserError`` and ``AgentRunError``:
 a ``WorkflowError`` means the input is wrong and the user must fix it before anything
-runs; a ``RunError`` means something failed while running::
+runs; a ``RunError`` means something failed while running. A ``JournalError`` is neither:
+the durable record of runs (``orchestrator.journal``) is missing, damaged or foreign::
 
     StepweaveError
     ├── WorkflowError(ValueError)       bad definition: fix the input
@@ -10,15 +11,29 @@ runs; a ``RunError`` means something failed while running::
     │   │                                invalid arguments; ``.problems`` lists them all
     │   ├── ExpressionError              a ``${{ … }}`` that does not parse or names
     │   │                                something that does not exist
-    │   └── GraphEditError               an edit rejected whole; the graph is unchanged
-    └── RunError(RuntimeError)          failed while running
-        ├── TaskFailed                   a task failed beyond its retries (``.task_id``)
-        ├── TaskTimeout(TimeoutError)    one attempt ran past its timeout (retryable)
-        ├── RunCancelled                 the run was cancelled before it finished
-        ├── PlannerError                 the planner (LLM, joiner) failed
-        └── DeviceError                  a remote device failed, vanished or misbehaved
+    │   ├── GraphEditError               an edit rejected whole; the graph is unchanged
+    │   ├── WorkflowFileError            planners.workflow: a YAML file's problems, with lines
+    │   ├── GuideError                   planners.tsg: a runbook that cannot be compiled
+    │   └── LLMConfigError               planners.llm: no model server configured (how to fix)
+    ├── RunError(RuntimeError)          failed while running
+    │   ├── TaskFailed                   a task failed beyond its retries (``.task_id``)
+    │   ├── TaskTimeout(TimeoutError)    one attempt ran past its timeout (retryable)
+    │   ├── RunCancelled                 the run was cancelled before it finished
+    │   ├── PlannerError                 the planner (LLM, joiner) failed
+    │   └── DeviceError                  a remote device failed, vanished or misbehaved
+    │       ├── BrokerConnectionError     the MQTT broker cannot be reached or refused us
+    │       ├── DeviceUnavailable         no live device can run the task (says why each not)
+    │       ├── MessageRejected           a message cannot be sent as the protocol requires
+    │       └── RemoteTaskError           the tool failed on the device (carries its error)
+    └── JournalError                    the run journal cannot be used (names the file)
+        ├── JournalCorrupt               not a journal, damaged or truncated
+        ├── JournalVersionError          written by another format version: never misread
+        ├── RunNotFound(LookupError)     no run with that id in the journal
+        └── ResumeError                  the run cannot be resumed (finished, still running)
 
-Errors of other libraries are converted at the boundary (``raise PlannerError(…) from exc``).
+The subclasses defined elsewhere (``orchestrator.devices.errors``, ``planners.*``) are
+listed here so the whole tree is in one place. Errors of other libraries are converted
+at the boundary (``raise PlannerError(…) from exc``).
 """
 
 from __future__ import annotations
@@ -30,9 +45,14 @@ __all__ = [
     "ExpressionError",
     "GraphEditError",
     "GraphValidationError",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalVersionError",
     "PlannerError",
+    "ResumeError",
     "RunCancelled",
     "RunError",
+    "RunNotFound",
     "StepweaveError",
     "TaskFailed",
     "TaskTimeout",
@@ -99,3 +119,31 @@ class PlannerError(RunError):
 
 class DeviceError(RunError):
     """A remote device failed, went silent, or sent something it should not have."""
+
+
+class JournalError(StepweaveError):
+    """The run journal cannot be read or written; the message names the file."""
+
+
+class JournalCorrupt(JournalError):
+    """The file is not a stepweave journal, or it is damaged or truncated."""
+
+
+class JournalVersionError(JournalError):
+    """The journal was written by another format version; it is rejected, never misread."""
+
+
+class RunNotFound(JournalError, LookupError):
+    """No run with this id in the journal."""
+
+    def __init__(self, run_id: str, path: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"{path}: no run with id {run_id!r} (see `stepweave runs list`)")
+
+    def __str__(self) -> str:
+        # LookupError would quote the message like a KeyError does.
+        return str(self.args[0])
+
+
+class ResumeError(JournalError):
+    """The run cannot be resumed: it already succeeded, or it is still running elsewhere."""

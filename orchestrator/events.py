@@ -24,6 +24,7 @@ __all__ = [
     "Event",
     "GraphEdited",
     "RunEnded",
+    "RunResumed",
     "RunStarted",
     "TaskAdded",
     "TaskEnded",
@@ -74,6 +75,22 @@ class RunStarted(Event):
 
     kind: ClassVar[str] = "run_started"
     graph: TaskGraph
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResumed(Event):
+    """The run continues from its journal (follows ``RunStarted`` in a resumed run).
+
+    ``restored`` tasks keep the outcome the journal holds and do not run again;
+    ``retried`` were running when the run stopped and are dispatched again with the same
+    idempotency key; ``interrupted`` were running, are not idempotent, and were failed by
+    the in-flight policy instead of being repeated.
+    """
+
+    kind: ClassVar[str] = "run_resumed"
+    restored: tuple[str, ...] = ()
+    retried: tuple[str, ...] = ()
+    interrupted: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)

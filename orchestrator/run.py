@@ -6,6 +6,10 @@ result = await Orchestrator(tools=[fetch, merge]).run(graph)
 async with orchestrator.start(graph) as run:    # a handle, to edit or cancel a live run
     run.apply(GraphEdit(add=[...]))
     result = await run.wait()
+
+orchestrator = Orchestrator(tools=[...], journal=Journal("runs.sqlite3"))
+async with orchestrator.resume(run_id) as run:  # after a crash: finished tasks are kept
+    result = await run.wait()
 ```
 """
 
@@ -14,23 +18,33 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tools import Tool, ToolRegistry
 
-from .errors import GraphEditError, GraphValidationError
+from .errors import GraphEditError, GraphValidationError, ResumeError
 from .events import Event, RunEnded
 from .executors import Executor, LocalExecutor
-from .graph import GraphEdit, Task, TaskGraph
-from .result import RunResult
-from .scheduler import Approver, FailurePolicy, Replanner, Scheduler
+from .graph import GraphEdit, Task, TaskGraph, TaskStatus
+from .journal import Journal
+from .journal.writer import RunRecorder
+from .result import RunResult, TaskError
+from .scheduler import Approver, FailurePolicy, Replanner, ResumePoint, Scheduler
 
-__all__ = ["GraphSource", "Orchestrator", "Run"]
+if TYPE_CHECKING:
+    from .devices import BrokerSettings, DeviceExecutor
+
+__all__ = ["GraphSource", "InflightPolicy", "Orchestrator", "Run"]
 
 #: What a run accepts: a graph, a list of tasks, or an async stream of tasks (a planner).
 GraphSource = TaskGraph | Iterable[Task] | AsyncIterable[Task]
+#: On resume, what to do with a task that was running when the run stopped and is not
+#: idempotent: ``retry`` it, ``fail`` it, or ask a callback (True means retry).
+InflightPolicy = Literal["retry", "fail"] | Callable[[Task], Awaitable[bool]]
+
+_KEPT = (TaskStatus.SUCCEEDED, TaskStatus.SKIPPED)
 
 
 class Orchestrator:
@@ -48,8 +62,12 @@ class Orchestrator:
         approver: decides whether a ``needs_approval`` task may run.
         replanner: called with a ``ReplanRequest`` when a task fails, under ``replan``.
         executors: extra executors by name; ``"device"`` runs non-local targets.
+        broker: shorthand for a ``"device"`` executor on this MQTT broker (URL or
+            ``BrokerSettings``): each run connects while it runs (``orchestrator.devices``).
         env: environment variable names expressions may read as ``env.NAME``.
         max_threads: worker threads for synchronous tools.
+        journal: record every run durably here (a ``Journal`` or a file path), which
+            makes ``resume`` possible. ``None`` (the default) records nothing.
     """
 
     def __init__(
@@ -67,6 +85,8 @@ class Orchestrator:
         executors: Mapping[str, Executor] | None = None,
         env: Sequence[str] = (),
         max_threads: int = 32,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        broker: str | BrokerSettings | None = None,
     ) -> None:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -91,6 +111,17 @@ class Orchestrator:
         self.env_names = tuple(env)
         self._local = LocalExecutor(max_threads=max_threads)
         self._executors: dict[str, Executor] = {"local": self._local, **(executors or {})}
+        #: The device executor made from ``broker=``: runs enter it while they run.
+        self._devices: DeviceExecutor | None = None
+        if broker is not None:
+            if "device" in self._executors:
+                raise ValueError("pass broker= or executors={'device': ...}, not both")
+            # Imported here: the MQTT client is only needed by orchestrators that use devices.
+            from .devices import DeviceExecutor
+
+            self._devices = DeviceExecutor(broker=broker)
+            self._executors["device"] = self._devices
+        self.journal = journal if journal is None or isinstance(journal, Journal) else Journal(journal)
 
     def start(
         self,
@@ -98,10 +129,12 @@ class Orchestrator:
         *,
         inputs: Mapping[str, Any] | None = None,
         run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
         """Validate ``source`` and return a ``Run`` to enter with ``async with``.
 
         Raises ``GraphValidationError`` (every problem at once) before anything runs.
+        ``metadata`` (JSON-ready) is stored with the run in the journal, if there is one.
         """
         stream: AsyncIterable[Task] | None = None
         if isinstance(source, TaskGraph):
@@ -110,6 +143,79 @@ class Orchestrator:
             graph, stream = TaskGraph(), source
         else:
             graph = TaskGraph(source)
+        problems = self._problems(graph)
+        if problems:
+            raise GraphValidationError(problems, source=graph.name)
+        # Copy the caller's graph: edits during the run must not change their object.
+        graph = TaskGraph(graph, name=graph.name)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        recorder = None
+        if self.journal is not None:
+            # Inputs are kept so that a resume needs nothing but the run id and the tools.
+            meta = {**(metadata or {}), "inputs": dict(inputs or {})}
+            recorder = self.journal.recorder(run_id, graph, meta=meta)
+        return Run(self, graph, stream, inputs=inputs, run_id=run_id, recorder=recorder)
+
+    def resume(self, run_id: str, *, retry_inflight: InflightPolicy = "fail") -> Run:
+        """Rebuild run ``run_id`` from the journal; return a ``Run`` to enter with ``async with``.
+
+        Tasks that succeeded (or were skipped) keep their outcome and do not run again;
+        failed ones, and ones cancelled before they started, run again. Tasks in flight (an
+        attempt started and never completed) are dispatched again with the same
+        idempotency key and the attempt number counting on; one that is not marked
+        idempotent is handled by ``retry_inflight``. See docs/durability.md.
+
+        Raises ``RunNotFound``, ``ResumeError`` (the run succeeded, or still runs),
+        ``JournalError`` (unreadable journal) or ``GraphValidationError`` (a tool is missing).
+        """
+        if self.journal is None:
+            raise ValueError("resume() needs a journal: Orchestrator(journal=...)")
+        if retry_inflight not in ("retry", "fail") and not callable(retry_inflight):
+            raise ValueError(f"retry_inflight must be 'retry', 'fail' or a callable, got {retry_inflight!r}")
+        journal = self.journal
+        history = journal.load(run_id)
+        record = history.record
+        where = f"{journal.path}: run {run_id!r}"
+        if record.status == "running":
+            raise ResumeError(
+                f"{where} is still running (process {record.owner}); it cannot be resumed twice"
+            )
+        if record.status == "succeeded":
+            raise ResumeError(f"{where} already succeeded: there is nothing to resume")
+        graph = history.graph
+        problems = self._problems(graph)
+        if problems:
+            raise GraphValidationError(problems, source=f"resuming run {run_id}")
+        restored = {tid: r for tid, r in history.results.items() if r.status in _KEPT}
+        attempts = {
+            tid: r.attempts for tid, r in history.results.items() if tid not in restored and r.attempts
+        }
+        point = ResumePoint(restored=restored, attempts=attempts)
+        inflight = [history.task(tid) for tid in history.in_flight()]
+        recorder = RunRecorder(
+            journal.path,
+            run_id,
+            resuming=True,
+            resume_from_owner=record.owner,
+            echoes=restored.keys(),
+            durability=journal.durability,
+        )
+        inputs = record.meta.get("inputs") or {}
+        run = Run(
+            self,
+            TaskGraph(graph, name=graph.name),
+            None,
+            inputs=inputs,
+            run_id=run_id,
+            recorder=recorder,
+            resume=point,
+        )
+        run._inflight = inflight
+        run._inflight_policy = retry_inflight
+        return run
+
+    def _problems(self, graph: TaskGraph) -> list[str]:
+        """Every reason ``graph`` cannot run with these tools and executors."""
         problems = graph.problems(self.tools)
         if "device" not in self._executors:
             problems += [
@@ -118,11 +224,7 @@ class Orchestrator:
                 for t in graph
                 if not t.is_local
             ]
-        if problems:
-            raise GraphValidationError(problems, source=graph.name)
-        # Copy the caller's graph: edits during the run must not change their object.
-        graph = TaskGraph(graph, name=graph.name)
-        return Run(self, graph, stream, inputs=inputs, run_id=run_id or uuid.uuid4().hex[:12])
+        return problems
 
     async def run(
         self,
@@ -161,13 +263,22 @@ class Orchestrator:
             return asyncio.run(self.run(source, inputs=inputs, run_id=run_id))
         raise RuntimeError("run_sync() cannot be called from a running event loop; use await run()")
 
-    def _scheduler(self, run: Run, graph: TaskGraph, inputs: Mapping[str, Any] | None) -> Scheduler:
+    def _scheduler(
+        self,
+        run: Run,
+        graph: TaskGraph,
+        inputs: Mapping[str, Any] | None,
+        recorder: RunRecorder | None,
+        resume: ResumePoint | None = None,
+    ) -> Scheduler:
         env = {name: os.environ[name] for name in self.env_names if name in os.environ}
         return Scheduler(
             graph,
             tools=self.tools,
             run_id=run.run_id,
-            emit=run._emit,
+            emit=run._emit if recorder is None else run._emit_journaled,
+            barrier=recorder,
+            resume=resume,
             executors=self._executors,
             inputs=inputs,
             env=env if self.env_names else None,
@@ -197,14 +308,20 @@ class Run:
         *,
         inputs: Mapping[str, Any] | None,
         run_id: str,
+        recorder: RunRecorder | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.run_id = run_id
         self._history: list[Event] = []
         self._subscribers: list[asyncio.Queue[Event]] = []
         self._stream = stream
-        self._scheduler = orchestrator._scheduler(self, graph, inputs)
+        self._recorder = recorder
+        self._orchestrator = orchestrator
+        self._scheduler = orchestrator._scheduler(self, graph, inputs, recorder, resume)
         self._task: asyncio.Task[RunResult] | None = None
         self._entered = False
+        self._inflight: list[Task] = []
+        self._inflight_policy: InflightPolicy = "fail"
 
     @property
     def graph(self) -> TaskGraph:
@@ -222,10 +339,60 @@ class Run:
         if self._entered:
             raise RuntimeError("a Run can be entered only once; call Orchestrator.start() again")
         self._entered = True
-        self._task = asyncio.create_task(
-            self._scheduler.run(self._stream), name=f"stepweave-run-{self.run_id}"
-        )
+        devices = self._orchestrator._devices
+        if devices is not None:
+            await devices.__aenter__()  # connects on the first concurrent run, shared after
+        try:
+            return await self._begin()
+        except BaseException:
+            if devices is not None:
+                await devices.__aexit__(None, None, None)
+            raise
+
+    async def _begin(self) -> Run:
+        recorder = self._recorder
+        if recorder is None:
+            self._task = asyncio.create_task(
+                self._scheduler.run(self._stream), name=f"stepweave-run-{self.run_id}"
+            )
+            return self
+        if self._inflight:
+            await self._decide_inflight()
+        # Opening checks the file's format and registers (or claims back) the run: a bad
+        # journal fails here, before any step has run.
+        await recorder.start()
+        scheduler = self._scheduler
+        recorder.bind(asyncio.get_running_loop(), scheduler.release, scheduler.barrier_failed)
+        self._task = asyncio.create_task(self._journaled(recorder), name=f"stepweave-run-{self.run_id}")
         return self
+
+    async def _journaled(self, recorder: RunRecorder) -> RunResult:
+        try:
+            return await self._scheduler.run(self._stream)
+        finally:
+            # Every event, RunEnded included, is committed before the run counts as over.
+            await recorder.close()
+
+    async def _decide_inflight(self) -> None:
+        """Apply the in-flight policy: idempotent tasks run again; others as it says."""
+        point = self._scheduler._resume
+        assert point is not None
+        tools = self._orchestrator.tools
+        retried: list[str] = []
+        for task in self._inflight:
+            idempotent = task.idempotent if task.idempotent is not None else tools.get(task.tool).idempotent
+            policy = self._inflight_policy
+            if idempotent or policy == "retry" or (callable(policy) and await policy(task)):
+                retried.append(task.id)
+                continue
+            point.interrupted[task.id] = TaskError(
+                "Interrupted",
+                f"task {task.id!r} (tool {task.tool!r}) was running when run {self.run_id} stopped, and it "
+                "is not marked idempotent: whether its effect happened is unknown, so it was not repeated. "
+                "Check it, then resume with --retry-inflight retry (or mark the step idempotent: true)",
+                False,
+            )
+        point.retried = tuple(retried)
 
     async def __aexit__(
         self,
@@ -234,15 +401,20 @@ class Run:
         tb: TracebackType | None,
     ) -> None:
         task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                # Ours, not the caller's: only swallow it if the caller isn't being cancelled.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        try:
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    # Ours, not the caller's: only swallow it if the caller isn't being cancelled.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            devices = self._orchestrator._devices
+            if devices is not None and self._entered:
+                await devices.__aexit__(None, None, None)
 
     def _require_started(self) -> asyncio.Task[RunResult]:
         if self._task is None:
@@ -268,10 +440,25 @@ class Run:
         except GraphValidationError as exc:
             raise GraphEditError(str(exc)) from None
 
+    def publish(self, event: Event) -> None:
+        """Add an event of your own to the run's stream (a planner's model calls and their
+        usage, say): ``events()`` subscribers see it, and the journal records it."""
+        if event.run_id != self.run_id:
+            raise ValueError(f"event of run {event.run_id!r} published into run {self.run_id!r}")
+        self._scheduler._emit(event)
+
     def _emit(self, event: Event) -> None:
         self._history.append(event)
         for queue in self._subscribers:
             queue.put_nowait(event)
+
+    def _emit_journaled(self, event: Event) -> None:
+        self._history.append(event)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        recorder = self._recorder
+        assert recorder is not None
+        recorder.record(event)
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event of the run, from its start, until ``RunEnded``."""

@@ -21,8 +21,8 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from tenacity import (
     AsyncRetrying,
@@ -39,6 +39,7 @@ from .events import (
     Event,
     GraphEdited,
     RunEnded,
+    RunResumed,
     RunStarted,
     TaskAdded,
     TaskEnded,
@@ -52,7 +53,7 @@ from .expressions import Expression
 from .graph import _TERMINAL, GraphEdit, Task, TaskGraph, TaskStatus
 from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
 
-__all__ = ["Approver", "FailurePolicy", "ReplanRequest", "Replanner", "Scheduler"]
+__all__ = ["Approver", "Barrier", "FailurePolicy", "ReplanRequest", "Replanner", "ResumePoint", "Scheduler"]
 
 FailurePolicy = Literal["fail_fast", "continue", "replan"]
 
@@ -87,6 +88,34 @@ Replanner = Callable[[ReplanRequest], Awaitable[GraphEdit | None]]
 Approver = Callable[[Task, Mapping[str, Any]], Awaitable[bool]]
 
 
+class Barrier(Protocol):
+    """Durability gate (the journal): ``hold`` a succeeded task until its end is committed.
+
+    The barrier hands held tasks back through the callback given to it by the run, which
+    is ``Scheduler.release``; only then are the task's dependents dispatched. ``durable()``
+    resolves once everything recorded so far is committed: a non-idempotent task's start
+    is made durable before its tool runs, so a resume always knows it may have happened.
+    """
+
+    def hold(self, item: Any) -> None: ...
+
+    def durable(self) -> Awaitable[None]: ...
+
+
+@dataclass(slots=True)
+class ResumePoint:
+    """Where a resumed run picks up, as read from the journal (and the in-flight policy)."""
+
+    #: Outcomes that stand (succeeded or skipped tasks, for_each items included).
+    restored: Mapping[str, TaskResult] = field(default_factory=dict)
+    #: Attempts already made by tasks that will run again (numbering continues after them).
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    #: In-flight tasks failed by the in-flight policy instead of being repeated.
+    interrupted: dict[str, TaskError] = field(default_factory=dict)
+    #: In-flight tasks dispatched again with the same idempotency key.
+    retried: tuple[str, ...] = ()
+
+
 class _Node:
     """Run-time state of one task. ``result.status`` is the only status there is."""
 
@@ -98,6 +127,7 @@ class _Node:
         "dependents",
         "dynamic_args",
         "executor",
+        "gated",
         "handle",
         "item",
         "items",
@@ -107,6 +137,7 @@ class _Node:
         "n_ok",
         "n_skipped",
         "needs_approval",
+        "offset",
         "parent",
         "propagated",
         "recovered",
@@ -116,6 +147,7 @@ class _Node:
         "task",
         "timeout",
         "tool",
+        "write_ahead",
     )
 
     # Effective policy, resolved once by Scheduler._prepare.
@@ -127,6 +159,10 @@ class _Node:
     limits: _Limits | None
     #: Constant arguments validated once, before the run, for the first attempt.
     kwargs: dict[str, Any] | None
+    #: Needs the slow attempt path: approval, retries, or attempts made before a resume.
+    gated: bool
+    #: Journaled and not idempotent: each attempt's start is committed before the tool runs.
+    write_ahead: bool
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -145,6 +181,8 @@ class _Node:
         self.item: Any = None
         self.children: list[_Node] = []
         self.children_left = 0
+        #: Attempts made before the run was resumed; this run's attempts count on from it.
+        self.offset = 0
 
     def _compile(self) -> None:
         # Cached here, on a plain slotted object: reading pydantic private attributes on
@@ -184,6 +222,8 @@ class Scheduler:
         max_backoff: float = 30.0,
         approver: Approver | None = None,
         replanner: Replanner | None = None,
+        barrier: Barrier | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.run_id = run_id
         self.graph = graph
@@ -216,9 +256,16 @@ class Scheduler:
         self._started_at = 0.0
         self._loop_thread = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        # With a journal, a success waits for its commit before its dependents start.
+        self._on_success: Callable[[_Node], None] = self._propagate if barrier is None else barrier.hold
+        self._barrier = barrier
+        self._resume = resume
         for task in graph:
             self._nodes[task.id] = self._prepare(_Node(task))
         self._open = len(self._nodes)
+        if resume is not None:
+            for node in self._nodes.values():
+                self._restore(node)
         self._rewire()
 
     # -- public -----------------------------------------------------------------------
@@ -233,6 +280,8 @@ class Scheduler:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                if self._resume is not None:
+                    self._resumed(self._resume)
                 if stream is not None:
                     self._feeder = tg.create_task(self._feed(stream), name=f"{self.run_id}:feed")
                 for node in list(self._nodes.values()):
@@ -316,19 +365,106 @@ class Scheduler:
                     self._resolve(node)
         self._check_done()
 
+    def release(self, nodes: list[_Node]) -> None:
+        """The barrier's callback: these successes are durable, start their dependents."""
+        if self._ended:
+            return
+        for node in nodes:
+            self._propagate(node)
+
+    def barrier_failed(self, error: BaseException) -> None:
+        """The barrier's callback: durability is lost, so the run stops (and fails)."""
+        if self._ended:
+            return
+        if self._status is RunStatus.SUCCEEDED:
+            self._status = RunStatus.FAILED
+        self._abort(str(error))
+
     def result(self) -> RunResult:
         status = self._status
         if status is RunStatus.SUCCEEDED and any(
             n.result.status is _FAILED and not n.recovered for n in self._nodes.values()
         ):
             status = RunStatus.FAILED
+        tasks = {tid: n.result for tid, n in self._nodes.items()}
+        if self._resume is not None:
+            # for_each items of a restored task have no node; their outcomes still count.
+            for tid, previous in self._resume.restored.items():
+                tasks.setdefault(tid, previous)
         return RunResult(
             run_id=self.run_id,
             status=status,
-            tasks={tid: n.result for tid, n in self._nodes.items()},
+            tasks=tasks,
             started_at=self._started_at,
             ended_at=time.time(),
             error=self._error if status is not RunStatus.SUCCEEDED else None,
+        )
+
+    # -- resuming ---------------------------------------------------------------------
+
+    def _restore(self, node: _Node) -> None:
+        """Give ``node`` its journaled outcome, or the attempts it already made."""
+        assert self._resume is not None
+        task_id = node.task.id
+        previous = self._resume.restored.get(task_id)
+        if previous is None:
+            node.offset = self._resume.attempts.get(task_id, 0)
+            node.gated = node.gated or node.offset > 0
+            return
+        result = node.result
+        result.status = previous.status
+        result.output = self._typed(node, previous.output)
+        result.error = previous.error
+        result.attempts = previous.attempts
+        result.started_at = previous.started_at
+        result.ended_at = previous.ended_at
+        node.propagated = True
+        self._open -= 1
+        self._steps[task_id] = {
+            "output": result.output,
+            "status": result.status.value,
+            "error": result.error.message if result.error else None,
+        }
+
+    @staticmethod
+    def _typed(node: _Node, output: Any) -> Any:
+        # The journal holds JSON; the tool's declared return type makes it typed again.
+        try:
+            return node.tool.validate_result(output)
+        except Exception:
+            return output
+
+    def _resumed(self, resume: ResumePoint) -> None:
+        """Announce the resume, repeat the restored ends, fail the interrupted tasks."""
+        self._emit(
+            RunResumed(
+                run_id=self.run_id,
+                restored=tuple(resume.restored),
+                retried=resume.retried,
+                interrupted=tuple(resume.interrupted),
+            )
+        )
+        for task_id, node in self._nodes.items():
+            if task_id in resume.restored:
+                self._echo(node)
+        for task_id, error in resume.interrupted.items():
+            stopped = self._nodes.get(task_id)
+            if stopped is not None and stopped.result.status is _PENDING:
+                self._end(stopped, _FAILED, error=error)
+
+    def _echo(self, node: _Node) -> None:
+        """A restored task's end, for consumers of this run's events (not journaled again)."""
+        result = node.result
+        self._emit(
+            TaskEnded(
+                run_id=self.run_id,
+                task_id=node.task.id,
+                status=result.status,
+                attempts=result.attempts,
+                output=result.output,
+                error=result.error,
+                at=result.ended_at or time.time(),
+            )
         )
 
     # -- readiness --------------------------------------------------------------------
@@ -459,8 +595,25 @@ class Scheduler:
             node.children.append(child)
             self._open += 1
             self._emit(TaskAdded(run_id=self.run_id, task=child_task))
+        if self._resume is not None:
+            self._expand_resumed(node, self._resume)
+            return
         for child in node.children:
             self._resolve(child)
+
+    def _expand_resumed(self, node: _Node, resume: ResumePoint) -> None:
+        """A fan-out again after a resume: items with a journaled outcome keep it."""
+        for child in node.children:
+            self._restore(child)
+        for child in node.children:
+            task_id = child.task.id
+            if child.result.status is not _PENDING:
+                self._echo(child)
+                self._item_ended(node)
+            elif task_id in resume.interrupted:
+                self._end(child, _FAILED, error=resume.interrupted[task_id])
+            else:
+                self._resolve(child)
 
     def _item_ended(self, parent: _Node) -> None:
         parent.children_left -= 1
@@ -526,7 +679,10 @@ class Scheduler:
             if self._policy != "continue":
                 self._abort(self._error)
         if propagate:
-            self._propagate(node)
+            if status is _SUCCEEDED:
+                self._on_success(node)
+            else:
+                self._propagate(node)
         if node.parent is not None:
             self._item_ended(node.parent)
         self._check_done()
@@ -588,7 +744,7 @@ class Scheduler:
         result = node.result
         result.status = _RUNNING
         result.started_at = time.time()
-        if node.needs_approval or node.retries:
+        if node.gated:
             return self._gated_attempts(node)
         # The common case: one attempt, awaited directly. A plain function returning the
         # coroutine saves a coroutine frame per task; tenacity would cost more than a
@@ -599,8 +755,20 @@ class Scheduler:
         if node.needs_approval:
             await self._check_approval(node)
         if node.retries == 0:
-            return await self._attempt(node, 1)
+            return await self._gated_attempt(node, 1 + node.offset)
         return await self._retrying_attempts(node)
+
+    async def _gated_attempt(self, node: _Node, attempt: int) -> Any:
+        awaitable = self._attempt(node, attempt)
+        if node.write_ahead:
+            assert self._barrier is not None
+            try:
+                await self._barrier.durable()
+            except BaseException:
+                if asyncio.iscoroutine(awaitable):
+                    awaitable.close()  # never started: do not warn that it was never awaited
+                raise
+        return await awaitable
 
     async def _retrying_attempts(self, node: _Node) -> Any:
         task = node.task
@@ -614,7 +782,7 @@ class Scheduler:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(node, attempt.retry_state.attempt_number)
+                return await self._gated_attempt(node, attempt.retry_state.attempt_number + node.offset)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     def _attempt(self, node: _Node, attempt: int) -> Awaitable[Any]:
@@ -658,6 +826,9 @@ class Scheduler:
         node.timeout = task.timeout or tool.timeout or self._default_timeout
         approval = task.needs_approval
         node.needs_approval = tool.needs_approval if approval is None else approval
+        idempotent = task.idempotent if task.idempotent is not None else tool.idempotent
+        node.write_ahead = self._barrier is not None and idempotent is False
+        node.gated = bool(node.needs_approval or node.retries or node.offset or node.write_ahead)
         node.executor = self._executors["local" if task.is_local else "device"]
         tool_limit = self._tool_limits.get(task.tool)
         if tool_limit is None and self._global_limit is None:
@@ -707,7 +878,7 @@ class Scheduler:
             TaskRetrying(
                 run_id=self.run_id,
                 task_id=node.task.id,
-                attempt=state.attempt_number,
+                attempt=state.attempt_number + node.offset,
                 error=error,
                 delay=delay,
             )

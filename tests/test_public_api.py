@@ -15,9 +15,10 @@ EXPECTED = {
     "orchestrator": {
         "Approver", "DeviceError", "DeviceTarget", "Event", "Executor", "ExpressionError",
         "FailurePolicy", "GraphEdit", "GraphEditError", "GraphEdited", "GraphSource",
-        "GraphValidationError", "LabelsTarget", "LocalExecutor", "Orchestrator", "PlannerError",
-        "ReplanRequest", "Replanner", "Run", "RunCancelled", "RunEnded", "RunError", "RunResult",
-        "RunStarted", "RunStatus", "StepweaveError", "Target", "Task", "TaskAdded", "TaskEnded",
+        "GraphValidationError", "InflightPolicy", "Journal", "JournalCorrupt", "JournalError",
+        "JournalVersionError", "LabelsTarget", "LocalExecutor", "Orchestrator", "PlannerError",
+        "ReplanRequest", "Replanner", "ResumeError", "Run", "RunCancelled", "RunEnded", "RunError",
+        "RunNotFound", "RunResult", "RunResumed", "RunStarted", "RunStatus", "StepweaveError", "Target", "Task", "TaskAdded", "TaskEnded",
         "TaskError", "TaskFailed", "TaskGraph", "TaskProgress", "TaskReady", "TaskResult",
         "TaskRetrying", "TaskStarted", "TaskStatus", "TaskTimeout", "ToolCall", "WorkflowError",
     },
@@ -54,3 +55,28 @@ def test_exception_tree_has_two_families() -> None:
     for runtime in (o.TaskFailed, o.TaskTimeout, o.RunCancelled, o.PlannerError, o.DeviceError):
         assert issubclass(runtime, o.RunError) and not issubclass(runtime, o.WorkflowError)
     assert issubclass(o.TaskTimeout, TimeoutError)
+
+
+def test_errors_defined_elsewhere_sit_where_the_tree_draws_them() -> None:
+    import orchestrator as o
+    from orchestrator.devices import (
+        BrokerConnectionError,
+        DeviceUnavailable,
+        MessageRejected,
+        RemoteTaskError,
+    )
+    from planners import GuideError, LLMConfigError, WorkflowFileError
+
+    for definition in (WorkflowFileError, GuideError, LLMConfigError):
+        assert issubclass(definition, o.WorkflowError)
+    for device in (BrokerConnectionError, DeviceUnavailable, MessageRejected, RemoteTaskError):
+        assert issubclass(device, o.DeviceError)
+    tree = o.errors.__doc__ or ""
+    for name in (
+        "WorkflowFileError",
+        "GuideError",
+        "LLMConfigError",
+        "BrokerConnectionError",
+        "RemoteTaskError",
+    ):
+        assert name in tree

@@ -38,6 +38,16 @@ class ToolContext:
         repr=False,
     )
 
+    @property
+    def idempotency_key(self) -> str:
+        """``"<run id>/<task id>"``: the same for every attempt of this task in this run,
+        including a re-dispatch after the run is resumed from its journal.
+
+        Hand it to a service that de-duplicates (an ``Idempotency-Key`` header, a unique
+        column, a ``client_token``) so a repeated call cannot repeat the side effect.
+        """
+        return f"{self.run_id}/{self.task_id}"
+
     def progress(self, fraction: float | None = None, message: str = "") -> None:
         """Report progress of a long call (``fraction`` in [0, 1], or ``None`` if unknown)."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:

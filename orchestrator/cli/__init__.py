@@ -6,6 +6,7 @@ Each module registers one family of commands on the shared Typer app:
 - ``planner``: ask (an LLM plans a request; the plan runs as it streams)
 - ``devices``: agent, broker (``run --broker/--local-agents`` reach the devices)
 - ``tsg``: tsg compile, tsg lint, tsg run (Markdown troubleshooting guides)
+- ``runs``: resume, runs list|show|prune, report (the run journal)
 
 Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
 on stderr), 2 bad usage.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from . import devices, planner, tsg, workflows
+from . import devices, planner, runs, tsg, workflows
 
 __all__ = ["app", "main"]
 
@@ -30,6 +31,7 @@ workflows.register(app)
 planner.register(app)
 devices.register(app)
 tsg.register(app)
+runs.register(app)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 from planners import Workflow, WorkflowFileError, workflow_json_schema
 
 from ..console import ProgressView, json_default, summary_table
-from ..errors import DeviceError
+from ..errors import DeviceError, JournalError
 from ..events import Event
 from ..export import to_dot, to_json, to_mermaid
 from ..graph import TaskStatus
@@ -36,6 +36,7 @@ from .common import (
     watch,
 )
 from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
+from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 
 __all__ = ["register"]
 
@@ -68,8 +69,14 @@ def run(
         list[str] | None,
         typer.Option("--env", help="Environment variable expressions may read as env.NAME (repeatable)."),
     ] = None,
+    journal: JournalOption = None,
+    no_journal: NoJournalOption = False,
 ) -> None:
-    """Run a workflow: live progress, a summary, exit code 0 on success and 1 on failure."""
+    """Run a workflow: live progress, a summary, exit code 0 on success and 1 on failure.
+
+    The run is journaled (see `stepweave runs`): if it is interrupted, `stepweave resume
+    RUN_ID` continues it without repeating finished steps.
+    """
     registry = registry_for(tools)
     workflow = load_flow(flow, registry)
     try:
@@ -97,8 +104,20 @@ def run(
                 approver=make_approver(yes, view),
                 executors={"device": devices} if devices is not None else None,
                 env=env or (),
+                journal=None if no_journal else journal_for(journal),
             )
-            async with orchestrator.start(graph, inputs=inputs) as handle:
+            metadata = run_metadata(
+                flow, tools, keep_going=keep_going, max_concurrency=max_concurrency, env=env
+            )
+            async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
+                if orchestrator.journal is not None:
+                    err.print(
+                        f"run {handle.run_id}, journaled in {orchestrator.journal.path} "
+                        f"(continue it with: stepweave resume {handle.run_id})",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=True,
+                    )
                 result, events = await watch(handle, view)
                 return result, events, handle.graph
 
@@ -108,6 +127,8 @@ def run(
         fail("interrupted", code=130)
     except DeviceError as exc:  # the broker or the local agents could not be reached or started
         fail(f"{flow}: {exc}")
+    except JournalError as exc:  # the journal file is unusable (it names the file)
+        fail(str(exc))
     outputs: dict[str, Any] = {}
     output_problems: WorkflowFileError | None = None
     if result.ok:

@@ -10,8 +10,11 @@ It announces its tools in a retained status message (the last will marks it offl
 sends heartbeats, and runs each request with the same argument and result validation as
 local execution (``LocalExecutor``), within the request's deadline and its own concurrency
 limit. A request it has seen before, identified by its task key, is never run twice: a
-running one is acknowledged again, a finished one gets its cached outcome re-sent. Results
-computed while the broker is unreachable are queued and sent after the reconnect.
+running one is acknowledged again, a finished one gets its cached outcome re-sent. The
+same holds across keys for one task of one run (run id, task id): an orchestrator resumed
+from its journal re-dispatches an in-flight task with the attempt incremented, and the
+agent answers it from the work it is doing or has done. Results computed while the
+broker is unreachable are queued and sent after the reconnect.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import contextlib
 import contextvars
 import logging
 import secrets
-import signal
 import threading
 import time
 from collections import OrderedDict
@@ -61,6 +63,7 @@ from .protocol import (
     validate_device_id,
 )
 from .settings import BrokerSettings
+from .signals import until_signalled
 
 __all__ = ["DeviceAgent", "current_device", "parse_labels", "run_agent"]
 
@@ -86,7 +89,7 @@ def current_device() -> str | None:
 class _Job:
     """One task key held by the agent: queued or running."""
 
-    __slots__ = ("accept_timer", "cancel_reason", "deadline", "progress", "request", "task")
+    __slots__ = ("accept_timer", "aliases", "cancel_reason", "deadline", "progress", "request", "task")
 
     def __init__(self, request: TaskRequest, deadline: float) -> None:
         self.request = request
@@ -96,6 +99,8 @@ class _Job:
         #: The last progress message being sent: the result must not overtake it.
         self.progress: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
+        #: Later keys of the same run and task that were attached to this job.
+        self.aliases: list[str] = []
 
 
 class DeviceAgent:
@@ -153,6 +158,11 @@ class DeviceAgent:
         self.session = secrets.token_hex(6)
         self._jobs: dict[str, _Job] = {}
         self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
+        # By (run id, task id): the job doing it, the keys attached to that job, and the
+        # results of finished ones (bounded like _outcomes).
+        self._by_task: dict[tuple[str, str], _Job] = {}
+        self._aliases: dict[str, _Job] = {}
+        self._task_results: OrderedDict[tuple[str, str], Result] = OrderedDict()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._background: set[asyncio.Task[Any]] = set()
         self._link: Link | None = None
@@ -295,7 +305,7 @@ class DeviceAgent:
             device_id=self.device_id,
             session=self.session,
             load=len(self._jobs),
-            running=list(self._jobs),
+            running=[*self._jobs, *self._aliases],
             seq=self._seq,
             sent_at=time.time(),
         )
@@ -344,7 +354,7 @@ class DeviceAgent:
             _log.warning("device %s: rejected a control message: %s", self.device_id, exc)
             return
         if isinstance(message, Cancel):
-            job = self._jobs.get(message.key)
+            job = self._jobs.get(message.key) or self._aliases.get(message.key)
             if job is not None and job.task is not None and not job.task.done():
                 _log.info("device %s: cancelling %s (%s)", self.device_id, message.key, message.reason)
                 job.cancel_reason = message.reason or "cancelled by the orchestrator"
@@ -373,6 +383,8 @@ class DeviceAgent:
             job.request = request
             self._spawn(self._send(request, None, reliable=False))
             return
+        if self._same_task(request):
+            return
         problem = self._refusal(request)
         if problem is not None:
             error_type, message, retryable = problem
@@ -387,11 +399,33 @@ class DeviceAgent:
             return
         loop = asyncio.get_running_loop()
         job = self._jobs[key] = _Job(request, loop.time() + request.timeout)
+        self._by_task[(request.run_id, request.task_id)] = job
         job.task = loop.create_task(self._serve(job), name=f"stepweave-agent-{self.device_id}:{key}")
         self._background.add(job.task)
         job.task.add_done_callback(self._background.discard)
         grace = min(_ACCEPT_GRACE, request.ack_timeout / 4)
         job.accept_timer = loop.call_later(grace, self._accept, job)
+
+    def _same_task(self, request: TaskRequest) -> bool:
+        """Answer a new key for a task of a run this agent did or is doing; True if so."""
+        task = (request.run_id, request.task_id)
+        done = self._task_results.get(task)
+        if done is not None:
+            _log.info(
+                "device %s: %s already succeeded here; re-sending its result", self.device_id, request.key
+            )
+            self._task_results.move_to_end(task)
+            self._spawn(self._send(request, done, reliable=True))
+            return True
+        job = self._by_task.get(task)
+        if job is None or (job.task is not None and job.task.done()):
+            return False
+        _log.info("device %s: %s is still running here; attaching %s", self.device_id, task, request.key)
+        job.request = request
+        job.aliases.append(request.key)
+        self._aliases[request.key] = job
+        self._spawn(self._send(request, None, reliable=False))
+        return True
 
     def _refusal(self, request: TaskRequest) -> tuple[str, str, bool] | None:
         if request.tool not in self.tools:
@@ -467,9 +501,18 @@ class DeviceAgent:
                 job.accept_timer.cancel()
                 job.accept_timer = None
             self._jobs.pop(key, None)
+            for alias in job.aliases:
+                self._aliases.pop(alias, None)
+            task = (job.request.run_id, job.request.task_id)
+            if self._by_task.get(task) is job:
+                del self._by_task[task]
         self._outcomes[key] = outcome
         if len(self._outcomes) > self._cache_size:
             self._outcomes.popitem(last=False)
+        if isinstance(outcome, Result):  # only a success stands for every later attempt
+            self._task_results[task] = outcome
+            if len(self._task_results) > self._cache_size:
+                self._task_results.popitem(last=False)
         if job.progress is not None:
             await asyncio.wait([job.progress])
         await self._send(job.request, outcome, reliable=True)
@@ -597,21 +640,4 @@ async def run_agent(
     ) as agent:
         if on_ready is not None:
             on_ready(agent)
-        serving = asyncio.ensure_future(agent.serve_forever())
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, serving.cancel)
-                installed.append(signum)
-        try:
-            await serving
-        except asyncio.CancelledError:
-            if not serving.cancelled():
-                raise
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+        await until_signalled(agent.serve_forever(), handle_signals=handle_signals)

@@ -1,0 +1,174 @@
+"""The journal file: where it lives, its tables, and the format version check.
+
+One SQLite file in WAL mode holds every run: readers (``stepweave runs list``) never block
+the writer, and several processes may write their runs to the same file at once (SQLite
+serialises the short write transactions; ``busy_timeout`` waits instead of failing).
+
+The format is versioned with ``PRAGMA user_version``; a file with another version is
+rejected with ``JournalVersionError``, never read with the wrong meaning. The
+``application_id`` marks the file as ours, so a stray SQLite database is refused too.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Literal
+
+from ..errors import JournalCorrupt, JournalError, JournalVersionError
+
+__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "connect", "default_path"]
+
+#: Bumped on any change to the tables below; older and newer files are refused.
+FORMAT_VERSION = 1
+#: "SWJ1" as a big-endian int: identifies a stepweave journal among SQLite files.
+APPLICATION_ID = 0x53574A31
+ENV_VAR = "STEPWEAVE_JOURNAL"
+
+#: ``process``: a commit survives the process being killed (SQLite ``synchronous=NORMAL``
+#: in WAL mode); ``power``: it also survives an OS crash or power loss (``FULL``, slower).
+Durability = Literal["process", "power"]
+
+_SCHEMA = """
+CREATE TABLE runs (
+    run_id      TEXT PRIMARY KEY,
+    name        TEXT,
+    status      TEXT NOT NULL,          -- running | succeeded | failed | cancelled
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    tasks_total INTEGER NOT NULL DEFAULT 0,
+    tasks_done  INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    owner       TEXT,                   -- host:pid of the process running it now
+    meta        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE batches (                  -- one row per group commit
+    run_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,                -- 1, 2, ... within the run
+    data   TEXT NOT NULL,                   -- JSON array of the batch's event records
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE blobs (                    -- large outputs, stored once per run
+    run_id TEXT NOT NULL,
+    digest TEXT NOT NULL,               -- sha256 of data
+    data   BLOB NOT NULL,
+    PRIMARY KEY (run_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX runs_by_start ON runs (started_at);
+"""
+
+
+def default_path() -> Path:
+    """``$STEPWEAVE_JOURNAL``, else ``journal.sqlite3`` in the user's data directory."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("stepweave", appauthor=False)) / "journal.sqlite3"
+
+
+def connect(path: Path, *, create: bool = True, durability: Durability = "process") -> sqlite3.Connection:
+    """Open (and with ``create``, initialise) the journal at ``path``, checking its format.
+
+    Raises ``JournalError`` if it does not exist (and ``create`` is false),
+    ``JournalCorrupt`` if it is not a journal or is damaged, ``JournalVersionError`` if it
+    has another format version.
+    """
+    if not create and not path.exists():
+        raise JournalError(f"{path}: no journal here (runs are journaled by `stepweave run`)")
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"{path}: cannot create the journal's directory: {exc}") from None
+    try:
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE in the writer), so
+        # the sqlite3 module never opens one behind our back.
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot open the journal: {exc}") from None
+    try:
+        _prepare(conn, path, create=create, durability=durability)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, durability: Durability) -> None:
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        app_id, version = _identity(conn)
+        if app_id == 0 and version == 0 and create:
+            _initialise(conn)
+            app_id, version = _identity(conn)
+        if app_id != APPLICATION_ID:
+            raise JournalCorrupt(f"{path}: not a stepweave journal (a SQLite file with other contents)")
+        if version != FORMAT_VERSION:
+            newer = "a newer" if version > FORMAT_VERSION else "an older"
+            raise JournalVersionError(
+                f"{path}: journal format version {version} was written by {newer} stepweave; "
+                f"this one reads version {FORMAT_VERSION} only (use a new --journal file)"
+            )
+        _use_wal(conn, path)
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'power' else 'NORMAL'}")
+    except sqlite3.DatabaseError as exc:
+        raise JournalCorrupt(f"{path}: damaged or not a journal: {exc}") from None
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: {exc}") from None
+
+
+def _use_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch a new file to WAL mode (it stays in the file), once, whoever gets there first."""
+    for _ in range(200):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            # Switching needs the file to itself for a moment, and the busy handler does
+            # not wait for that: another process opening the same new file holds it.
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.01)
+    raise JournalError(f"{path}: could not switch the journal to WAL mode: the file stays locked")
+
+
+def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
+    # Both in one read transaction: another process may be creating the file right now,
+    # and reading its id before and its version after that would look like a foreign file.
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        if own:
+            conn.execute("COMMIT")
+    return int(app_id), int(version)
+
+
+def _initialise(conn: sqlite3.Connection) -> None:
+    # Exclusive: two processes creating the same new file must not both create tables.
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        app_id, _ = _identity(conn)
+        if app_id == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                conn.execute("ROLLBACK")
+                return  # someone else's database: the caller reports it
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
