@@ -226,17 +226,25 @@ def test_timeline_bars_sit_on_a_time_axis(run: Run, report: str) -> None:
     assert len(ticks) >= 3
     lefts = [float(e.attrs["style"].removeprefix("left:").removesuffix("%")) for e in ticks]
     assert lefts[0] == 0 and lefts == sorted(lefts) and lefts[-1] <= 100
-    # "orders" starts at the run's start and is the slowest fetch: its bar is longer than "users".
+    # Bars are as long as the steps took: compare with the recorded durations, not with the
+    # requested sleeps (a loaded machine stretches the 30 ms one past the 60 ms one).
     width = {tid: _bar_width(doc, tid) for tid in ("users", "orders")}
-    assert width["orders"] > width["users"] > 0
+    took = {tid: run.result.tasks[tid].duration or 0.0 for tid in ("users", "orders")}
+    assert width["users"] > 0 and width["orders"] > 0
+    assert width["orders"] / width["users"] == pytest.approx(took["orders"] / took["users"], rel=0.1)
 
 
 def _bar_width(doc: Collect, task_id: str) -> float:
-    for element in _row_elements(doc, task_id):
-        style = element.attrs.get("style", "")
-        if "seg" in element.attrs.get("class", "") and "width:" in style:
-            return float(style.split("width:")[1].rstrip("%"))
-    raise AssertionError(f"no bar for {task_id}")
+    """Width of the step's running segments (not its waiting or backoff ones), in %."""
+    widths = [
+        float(element.attrs["style"].split("width:")[1].rstrip("%"))
+        for element in _row_elements(doc, task_id)
+        if "seg" in element.attrs.get("class", "").split()
+        and " k-" not in f" {element.attrs.get('class', '')}"
+        and "width:" in element.attrs.get("style", "")
+    ]
+    assert widths, f"no bar for {task_id}"
+    return sum(widths)
 
 
 def test_header_names_the_run_status_counts_and_error(run: Run, report: str) -> None:
