@@ -95,6 +95,9 @@ class RunResult:
     ended_at: float
     #: Why the run failed or was cancelled, in one line.
     error: str | None = None
+    #: What the planner that produced the run spent (model calls, tokens, seconds, cost),
+    #: as ``planners.llm.Usage.to_dict()``; ``None`` for a run no model planned.
+    usage: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -139,6 +142,7 @@ class RunResult:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "tasks": {tid: t.to_dict() for tid, t in self.tasks.items()},
+            **({"usage": self.usage} if self.usage is not None else {}),
         }
 
 

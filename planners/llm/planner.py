@@ -288,13 +288,16 @@ class LLMPlanner:
             emit(None)  # after every event emitted so far
             while (event := await queue.get()) is not None:
                 yield event
+            usage = Usage.of(session.calls, self.settings.pricing)
+            # The engine's account of the run carries what planning it cost, too.
+            run_result.usage = usage.to_dict()
             result = AskResult(
                 request=request,
                 answer=session.answer or "",
                 run_result=run_result,
                 plans=tuple(session.plans),
                 decisions=tuple(session.decisions),
-                usage=Usage.of(session.calls, self.settings.pricing),
+                usage=usage,
                 started_at=started,
                 ended_at=time.time(),
             )

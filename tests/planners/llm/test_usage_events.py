@@ -39,6 +39,9 @@ async def test_tokens_and_times_are_counted_per_call_and_per_ask(
     assert result.duration >= result.usage.seconds
     assert result.duration >= result.run_result.duration
     assert planner.usage.total_tokens == result.usage.total_tokens  # the planner's running total
+    # The engine's RunResult carries the same account (and serialises it).
+    assert result.run_result.usage == result.usage.to_dict()
+    assert result.run_result.to_dict()["usage"]["total_tokens"] == result.usage.total_tokens
 
 
 async def test_cost_follows_the_pricing(
