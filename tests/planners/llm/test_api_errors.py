@@ -69,7 +69,7 @@ async def test_a_wrong_api_key_fails_at_once_with_the_servers_message(
         started = time.perf_counter()
         with pytest.raises(PlannerError) as caught:
             await planner.ask("Look it up", orchestrator)
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 5.0  # no backoff wait (the count below proves no retry)
         assert len(server.completions) == 1
     message = str(caught.value)
     assert "HTTP 401 Unauthorized" in message
