@@ -37,9 +37,10 @@ from planners.tsg import (
 from tools import ToolRegistry
 
 from ..console import ProgressView, summary_table
-from ..errors import PlannerError
+from ..devices import parse_labels
+from ..errors import DeviceError, PlannerError
 from ..events import Event
-from ..graph import Task, TaskStatus
+from ..graph import LabelsTarget, Target, Task, TaskGraph, TaskStatus
 from ..report import write_html
 from ..result import RunResult
 from ..run import Orchestrator
@@ -55,6 +56,7 @@ from .common import (
     registry_for,
     watch,
 )
+from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
 
 if TYPE_CHECKING:
     from planners.llm import LLMConfig
@@ -331,8 +333,20 @@ def run(
     llm: LLMOption = False,
     model: ModelOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print the event stream as JSON Lines.")] = False,
+    broker: BrokerOption = None,
+    local_agents: LocalAgentsOption = 0,
+    local_label: LocalLabelOption = None,
+    on: Annotated[
+        list[str] | None,
+        typer.Option("--on", help="With devices: run the commands on devices with this label, key=value."),
+    ] = None,
 ) -> None:
-    """Run a guide: parallel checks, approval before changes, a summary of what each step found."""
+    """Run a guide: parallel checks, approval before changes, a summary of what each step found.
+
+    With ``--broker`` or ``--local-agents`` the guide's commands run on device agents
+    (``--on key=value`` picks them by label); decisions, manual steps and loops stay here,
+    at the operator's terminal.
+    """
     config = _llm_config(llm, model)
     compiled = _compile(guide, config)
     values = _overrides(compiled, parse_sets(set_), _incident_values(incident))
@@ -368,14 +382,32 @@ def run(
         fail(
             f"{guide}: {exc.problems[0].message if exc.problems else exc} (use --set NAME=value or --incident)"
         )
+    if broker or local_agents:
+        graph = _on_devices(graph, on)
+    elif on:
+        fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
     approve = make_approver(yes, view)
 
     async def approver(task: Task, args: Mapping[str, Any]) -> bool:
         async with lock:  # one question on the terminal at a time
             return await approve(task, args)
 
-    orchestrator = Orchestrator(tools=registry, failure_policy="fail_fast", approver=approver)
-    result, events, final_graph = asyncio.run(_execute(orchestrator, graph, inputs, view))
+    async def execute() -> tuple[RunResult, list[Event], Any]:
+        # Local agents offer the built-in tools (shell, sql, ...) and the --tools modules.
+        agent_tools = ["tools.builtin", *(tools or [])]
+        async with device_executor(broker, local_agents, agent_tools, local_label) as devices:
+            orchestrator = Orchestrator(
+                tools=registry,
+                failure_policy="fail_fast",
+                approver=approver,
+                executors={"device": devices} if devices is not None else None,
+            )
+            return await _execute(orchestrator, graph, inputs, view)
+
+    try:
+        result, events, final_graph = asyncio.run(execute())
+    except DeviceError as exc:
+        fail(f"{guide}: {exc}")
     if report is not None:
         path = write_html(report, final_graph, result, events, title=compiled.guide.title)
         if not json_lines:
@@ -390,6 +422,24 @@ def run(
         out.print(_memory_table(compiled, result))
     if not result.ok:
         fail(_failure(guide, compiled, result))
+
+
+#: Steps that stay on this machine when commands run on devices: they talk to the operator
+#: (decisions, manual steps) or run their commands themselves (bounded loops).
+_STAY_LOCAL = frozenset({"tsg_judge", "tsg_manual", "tsg_repeat", "approve"})
+
+
+def _on_devices(graph: TaskGraph, on: list[str] | None) -> TaskGraph:
+    """The graph with every command step targeted at devices (by label with ``--on``)."""
+    try:
+        target: Target = LabelsTarget(labels=parse_labels(on)) if on else "any-device"
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    tasks = [
+        task if task.tool in _STAY_LOCAL else task.model_copy(update={"target": target})
+        for task in graph.tasks.values()
+    ]
+    return TaskGraph(tasks, name=graph.name)
 
 
 async def _execute(

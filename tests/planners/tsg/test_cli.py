@@ -276,3 +276,26 @@ def test_a_back_jump_runs_as_a_bounded_loop(tmp_path: Path) -> None:
     assert bounded.returncode == 1
     assert "'the count is below 9' still true after 4 iterations" in bounded.stderr
     assert state.read_text() == "hit\n" * 4
+
+
+def test_with_local_agents_the_commands_run_on_devices_and_decisions_stay_here(tmp_path: Path) -> None:
+    result = cli(
+        "tsg", "run", HEALTH, "--set", f"database={tmp_path / 'd.db'}", "--yes", "--json",
+        "--local-agents", "1", "--local-label", "site=lab", "--on", "site=lab",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    started = events(result.stdout)[0]
+    targets = {task["id"]: (task["tool"], task.get("target")) for task in started["graph"]["tasks"]}
+    on_lab = {"labels": {"site": "lab"}}
+    assert targets["check_the_load"] == ("shell", on_lab)
+    assert targets["check_the_error_rate"] == ("sql", on_lab)
+    assert targets["if_the_error_rate_is_above_1"] == ("tsg_judge", None)  # decided here
+    # The agent ran them (no local executor could: they target devices) and found the same.
+    steps = memory(result.stdout)
+    assert steps["check_the_error_rate"]["rows"] == [{"error_rate_pct": 1.15}]
+    assert steps["find_the_failing_endpoint"]["rows"][0]["endpoint"] == "/api/orders"
+
+
+def test_on_without_devices_is_a_usage_error() -> None:
+    result = cli("tsg", "run", HEALTH, "--yes", "--on", "site=lab")
+    assert result.returncode == 2 and "--broker" in result.stderr
