@@ -4,10 +4,11 @@ separate real processes talking through a real broker (Mosquitto when installed)
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ def free_port() -> int:
 @contextmanager
 def background(*args: str, ready: str, stream: str) -> Iterator[subprocess.Popen[str]]:
     """Start a `stepweave` process and return once it printed ``ready`` on ``stream``."""
+    reader: threading.Thread | None = None
     process = subprocess.Popen(
         [*stepweave_command(), *args],
         cwd=ROOT,
@@ -40,17 +42,26 @@ def background(*args: str, ready: str, stream: str) -> Iterator[subprocess.Popen
     try:
         pipe = process.stdout if stream == "stdout" else process.stderr
         assert pipe is not None
+        # A thread reads lines into a queue: select() on a buffered pipe misses lines the
+        # buffer already holds (two lines arriving together looked like silence).
+        lines: queue.Queue[str] = queue.Queue()
+        source = pipe
+
+        def read_lines() -> None:
+            for line in source:
+                lines.put(line)
+
+        reader = threading.Thread(target=read_lines, daemon=True)
+        reader.start()
         seen: list[str] = []
-        with selectors.DefaultSelector() as selector:
-            selector.register(pipe, selectors.EVENT_READ)
-            deadline = time.monotonic() + 30
-            while not any(ready in line for line in seen):
-                assert selector.select(timeout=max(0.0, deadline - time.monotonic())), (
-                    f"{args[0]} did not print {ready!r} in 30 s: {seen}"
-                )
-                line = pipe.readline()
-                assert line, f"{args[0]} exited ({process.wait()}) before it was ready: {seen}"
-                seen.append(line)
+        deadline = time.monotonic() + 30
+        while not any(ready in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(
+                    f"{args[0]} did not print {ready!r} in 30 s (exit status {process.poll()}): {seen}"
+                ) from None
         yield process
     finally:
         if process.poll() is None:
@@ -60,6 +71,8 @@ def background(*args: str, ready: str, stream: str) -> Iterator[subprocess.Popen
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        if reader is not None:
+            reader.join(timeout=10)  # it ends at EOF: the process has exited
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
