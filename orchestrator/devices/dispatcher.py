@@ -26,7 +26,7 @@ import logging
 import secrets
 from collections.abc import Collection
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 
@@ -60,6 +60,9 @@ from .registry import DeviceInfo, DeviceRegistry, _Device
 from .settings import BrokerSettings
 
 __all__ = ["DeviceExecutor"]
+
+#: What devices announce on their own topics (each names its sender).
+_Announcement = TypeVar("_Announcement", Status, Heartbeat)
 
 _log = logging.getLogger("stepweave.devices.dispatcher")
 
@@ -495,15 +498,8 @@ class DeviceExecutor:
         if not payload:
             self._registry.forget(device_id)  # its retained status was cleared: it left the fleet
             return
-        try:
-            status: Status = decode(payload, Status, max_payload=self._max_payload)
-        except ProtocolError as exc:
-            _log.warning("rejected the status of device %s: %s", device_id, exc)
-            return
-        if status.device_id != device_id:
-            _log.warning(
-                "dropped a status claiming device %r on the topic of %r", status.device_id, device_id
-            )
+        status = self._from_device(device_id, payload, Status, "status", "the status")
+        if status is None:
             return
         known = self._registry.get(device_id)
         self._registry.on_status(status, retained=retained)
@@ -519,16 +515,32 @@ class DeviceExecutor:
             self._resend(list(device.jobs))
         self._changed()
 
-    def _on_heartbeat(self, device_id: str, payload: bytes | bytearray) -> None:
+    def _from_device(
+        self,
+        device_id: str,
+        payload: bytes | bytearray,
+        kind: type[_Announcement],
+        what: str,
+        one: str,
+    ) -> _Announcement | None:
+        """``payload`` decoded as ``kind``, or None (logged) if it is malformed or names a
+        device other than the one whose topic it came on: a client cannot speak for
+        another device."""
         try:
-            beat: Heartbeat = decode(payload, Heartbeat, max_payload=self._max_payload)
+            message: _Announcement = decode(payload, kind, max_payload=self._max_payload)
         except ProtocolError as exc:
-            _log.warning("rejected a heartbeat of device %s: %s", device_id, exc)
-            return
-        if beat.device_id != device_id:
+            _log.warning("rejected %s of device %s: %s", one, device_id, exc)
+            return None
+        if message.device_id != device_id:
             _log.warning(
-                "dropped a heartbeat claiming device %r on the topic of %r", beat.device_id, device_id
+                "dropped a %s claiming device %r on the topic of %r", what, message.device_id, device_id
             )
+            return None
+        return message
+
+    def _on_heartbeat(self, device_id: str, payload: bytes | bytearray) -> None:
+        beat = self._from_device(device_id, payload, Heartbeat, "heartbeat", "a heartbeat")
+        if beat is None:
             return
         device = self._registry.on_heartbeat(beat)
         if device is None or not device.jobs:
