@@ -48,19 +48,29 @@ async def next_reply(client: aiomqtt.Client) -> Any:
             return decode(message.payload, ReplyMessage)
 
 
+class GatedCounter:
+    """A ``count`` tool that counts its calls and waits until ``release`` is set, so a
+    test can send duplicates while the first call is still running."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
+        @tool
+        async def count() -> int:
+            """Count calls; wait for the test to release it."""
+            self.calls += 1
+            await self.release.wait()
+            return self.calls
+
+        self.tool = count
+
+
 async def test_a_duplicated_request_runs_the_tool_once(
     broker_url: str, namespace: str, agent_factory: Callable[..., DeviceAgent]
 ) -> None:
-    calls = 0
-    release = asyncio.Event()
-
-    @tool
-    async def count() -> int:
-        """Count calls; wait for the test to release it."""
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return calls
+    counter = GatedCounter()
+    count, release = counter.tool, counter.release
 
     topics = Topics(namespace)
     async with agent_factory("dup", [count]), raw_client(broker_url) as orchestrator:
@@ -81,7 +91,7 @@ async def test_a_duplicated_request_runs_the_tool_once(
         again = await next_reply(orchestrator)
     assert isinstance(again, Result) and again.output == 1
     assert (again.attempt, again.nonce, again.device_id) == (2, "n2", "dup")
-    assert calls == 1
+    assert counter.calls == 1
 
 
 async def test_forged_results_are_dropped(

@@ -4,30 +4,20 @@ does or did, and never runs the tool twice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from orchestrator.devices import DeviceAgent, Topics
 from orchestrator.devices.protocol import Accepted, Result, encode
-from tools import tool
 
 from .conftest import raw_client
-from .test_messages import next_reply, request
+from .test_messages import GatedCounter, next_reply, request
 
 
 async def test_a_resumed_run_gets_the_work_already_done(
     broker_url: str, namespace: str, agent_factory: Callable[..., DeviceAgent]
 ) -> None:
-    calls = 0
-    release = asyncio.Event()
-
-    @tool
-    async def count() -> int:
-        """Count calls; wait for the test to release it."""
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return calls
+    counter = GatedCounter()
+    count, release = counter.tool, counter.release
 
     topics = Topics(namespace)
     async with agent_factory("dedup", [count]), raw_client(broker_url) as orchestrator:
@@ -55,4 +45,4 @@ async def test_a_resumed_run_gets_the_work_already_done(
     assert isinstance(again, Result) and again.output == 1
     assert (again.key, again.attempt, again.nonce) == ("r1/t#3", 3, "n3")
     assert other.output == 2 and other.key == "r1/u#1"
-    assert calls == 2
+    assert counter.calls == 2
