@@ -8,7 +8,7 @@ import pytest
 
 EXPECTED = {
     "tools": {
-        "ProgressReporter", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
+        "ProgressReporter", "ReadOnly", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
         "ToolDefinitionError", "ToolError", "ToolNotFoundError", "ToolRegistry", "ToolResultError",
         "load_tools", "tool",
     },

@@ -3,7 +3,7 @@
 ``tools`` depends on nothing else in stepweave. See ``tools.errors`` for the exception tree.
 """
 
-from .base import SyncRunner, Tool, tool
+from .base import ReadOnly, SyncRunner, Tool, tool
 from .context import ProgressReporter, ToolContext
 from .errors import (
     ToolArgumentError,
@@ -17,6 +17,7 @@ from .registry import ToolRegistry
 
 __all__ = [
     "ProgressReporter",
+    "ReadOnly",
     "SyncRunner",
     "Tool",
     "ToolArgumentError",

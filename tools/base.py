@@ -23,10 +23,14 @@ from .context import ToolContext
 from .docstrings import parse_docstring
 from .errors import ToolArgumentError, ToolDefinitionError, ToolResultError
 
-__all__ = ["SyncRunner", "Tool", "tool"]
+__all__ = ["ReadOnly", "SyncRunner", "Tool", "tool"]
 
 #: Runs a blocking callable off the event loop; the orchestrator passes its own thread pool.
 SyncRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+#: Whether a call has no side effects: a constant, or a predicate over the call's arguments
+#: (``http`` is read-only for GET and HEAD only; ``sql`` unless ``write`` is set).
+ReadOnly = bool | Callable[[Mapping[str, Any]], bool]
 
 _EMPTY = inspect.Parameter.empty
 
@@ -59,6 +63,7 @@ class Tool:
     retries: int | None = None
     idempotent: bool | None = None
     needs_approval: bool = False
+    read_only: ReadOnly = False
     _result_adapter: TypeAdapter[Any] | None = field(default=None, repr=False)
 
     @classmethod
@@ -72,6 +77,7 @@ class Tool:
         retries: int | None = None,
         idempotent: bool | None = None,
         needs_approval: bool = False,
+        read_only: ReadOnly = False,
     ) -> Tool:
         """Build a tool from ``func``'s signature, type hints and docstring."""
         if isinstance(func, Tool):
@@ -139,8 +145,23 @@ class Tool:
             retries=retries,
             idempotent=idempotent,
             needs_approval=needs_approval,
+            read_only=read_only,
             _result_adapter=adapter,
         )
+
+    def is_read_only(self, args: Mapping[str, Any]) -> bool:
+        """Whether calling the tool with ``args`` (rendered) has no side effects.
+
+        Unknown means not read-only: a tool is trusted to be harmless only when its author
+        said so. A predicate that fails on odd arguments counts as "not read-only".
+        """
+        read_only = self.read_only
+        if isinstance(read_only, bool):
+            return read_only
+        try:
+            return bool(read_only(args))
+        except Exception:
+            return False
 
     # -- plain-Python use ----------------------------------------------------------------
 
@@ -289,6 +310,7 @@ def tool(
     retries: int | None = None,
     idempotent: bool | None = None,
     needs_approval: bool = False,
+    read_only: ReadOnly = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -302,11 +324,14 @@ def tool(
     retries: int | None = None,
     idempotent: bool | None = None,
     needs_approval: bool = False,
+    read_only: ReadOnly = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; use bare (``@tool``) or with options (``@tool(retries=2)``).
 
     The options are the tool's default policy; a task's own ``timeout``/``retries``
-    override them.
+    override them. ``read_only`` declares the tool free of side effects (``True``, or a
+    predicate over the arguments); planned runs (``stepweave ask``) ask before any other
+    tool runs.
     """
     options: dict[str, Any] = {
         "name": name,
@@ -315,6 +340,7 @@ def tool(
         "retries": retries,
         "idempotent": idempotent,
         "needs_approval": needs_approval,
+        "read_only": read_only,
     }
     if func is not None:
         return Tool.from_function(func, **options)

@@ -179,3 +179,17 @@ def test_registry_lookup_duplicates_and_schemas() -> None:
         registry.register(tool(name="fetch")(plain))
     registry.register(fetch)  # the same object again is fine
     assert ToolRegistry.coerce(registry) is registry
+
+
+def test_read_only_is_declared_not_assumed() -> None:
+    from tools.builtin import http, read_file, shell, sql, wait, write_file
+
+    # Unknown means "has side effects": only what a tool's author declared is read-only.
+    assert not tool(lambda: None, name="plain").is_read_only({})
+    assert wait.is_read_only({}) and read_file.is_read_only({"path": "x"})
+    assert not shell.is_read_only({"argv": ["ls"]}) and not write_file.is_read_only({})
+    assert http.is_read_only({"url": "http://x"}) and http.is_read_only({"method": "head"})
+    assert not http.is_read_only({"method": "POST"})
+    assert sql.is_read_only({"query": "select 1"}) and not sql.is_read_only({"write": True})
+    # A predicate that cannot judge the arguments counts as "not read-only".
+    assert not tool(lambda: None, name="odd", read_only=lambda a: a["missing"]).is_read_only({})

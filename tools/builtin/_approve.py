@@ -70,7 +70,7 @@ def _interactive_fd() -> int | None:
         return None
 
 
-@tool(name="approve", retries=0)
+@tool(name="approve", retries=0, read_only=True)
 async def approve(ctx: ToolContext, message: str) -> Approval:
     """Ask a person to approve before the workflow continues; a refusal fails this step.
 

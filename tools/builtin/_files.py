@@ -94,7 +94,7 @@ def _check_encoding(encoding: str) -> None:
         raise ToolError(f"unknown encoding {encoding!r}", retryable=False) from None
 
 
-@tool(name="read_file", idempotent=True)
+@tool(name="read_file", idempotent=True, read_only=True)
 def read_file(
     path: str,
     encoding: str = "utf-8",

@@ -162,9 +162,14 @@ async def _http(
     )
 
 
+#: Methods that only read (RFC 9110 "safe" methods we support).
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 # The argument is called `json` like in httpx and requests; pydantic warns that the field
 # shadows the deprecated ``BaseModel.json`` method of the generated arguments model, which
 # is harmless here (the model is only used to validate).
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
-    http = tool(name="http")(_http)
+    http = tool(name="http", read_only=lambda args: str(args.get("method", "GET")).upper() in _SAFE_METHODS)(
+        _http
+    )

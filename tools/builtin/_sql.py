@@ -116,7 +116,7 @@ def _run(
         conn.close()
 
 
-@tool(name="sql")
+@tool(name="sql", read_only=lambda args: not args.get("write"))
 async def sql(
     ctx: ToolContext,
     path: str,

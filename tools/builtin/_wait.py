@@ -25,7 +25,7 @@ class WaitResult(BaseModel):
     until: datetime = Field(description="The moment the wait ended for (UTC).")
 
 
-@tool(name="wait", idempotent=True)
+@tool(name="wait", idempotent=True, read_only=True)
 async def wait(
     ctx: ToolContext,
     seconds: Annotated[float, Field(ge=0)] | None = None,
