@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,15 +186,23 @@ class ChatCall:
         self.request = request
         self.stream = stream
         self._on_retry = on_retry
-        self.text = ""
+        #: The answer's pieces: joined once when read, never re-copied per piece (linear).
+        self._parts: list[str] = []
         self.interrupted: str | None = None
         self.usage: CallUsage | None = None
         self.mode = caller.forced_format or caller.memory.format_for(caller.server)
 
-    def __aiter__(self) -> AsyncIterator[str]:
+    @property
+    def text(self) -> str:
+        """The answer so far."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def __aiter__(self) -> AsyncGenerator[str, None]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[str]:
+    async def _run(self) -> AsyncGenerator[str, None]:
         caller = self._caller
         started = time.perf_counter()
         first: float | None = None
@@ -207,7 +215,7 @@ class ChatCall:
                 content = response.choices[0].message.content if response.choices else None
                 if content:
                     first = time.perf_counter() - started
-                    self.text = content
+                    self._parts = [content]
                     yield content
                 return
             try:
@@ -219,7 +227,7 @@ class ChatCall:
                         if delta:
                             if first is None:
                                 first = time.perf_counter() - started
-                            self.text += delta
+                            self._parts.append(delta)
                             yield delta
             except _STREAM_ERRORS as exc:
                 self.interrupted = f"the response stream broke off: {type(exc).__name__}: {exc}"

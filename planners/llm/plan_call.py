@@ -6,10 +6,15 @@ When the answer ends with problems (truncated JSON, unknown tool, bad arguments,
 dangling reference, a cycle, no tasks at all) the problems go back to the model, up to
 ``max_repairs`` times. Tasks already yielded have started: the repair prompt says so and
 the assembler drops a repeat of one, so nothing runs twice.
+
+A plan is untrusted input of unbounded size, so each answer is capped in bytes and in
+tasks: crossing a cap ends planning at once with a ``PlannerError`` naming the limit
+(no repair: a model that wrote too much is not asked to write more).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 
@@ -42,6 +47,8 @@ class PlanCall:
         emit: Callable[[Event], None],
         max_repairs: int,
         stream: bool,
+        max_bytes: int,
+        max_tasks: int,
         allow_empty: bool = False,
     ) -> None:
         self._caller = caller
@@ -52,6 +59,8 @@ class PlanCall:
         self._max_repairs = max_repairs
         self._stream = stream
         self._allow_empty = allow_empty
+        self._max_bytes = max_bytes
+        self._max_tasks = max_tasks
         self.started: list[Task] = []
         self.repairs = 0
         self.calls: list[CallUsage] = []
@@ -70,12 +79,24 @@ class PlanCall:
                 stream=self._stream,
                 on_retry=functools.partial(self._retrying, kind),
             )
+            size = 0
             try:
-                async for delta in call:
-                    for scanned in scanner.feed(delta):
-                        for task in self._assembler.add(scanned):
-                            self.started.append(task)
-                            yield task
+                # aclosing: leaving early (a limit) closes the HTTP stream now.
+                async with contextlib.aclosing(aiter(call)) as deltas:
+                    async for delta in deltas:
+                        size += len(delta.encode())
+                        if size > self._max_bytes:
+                            raise PlannerError(
+                                self._too_big(f"more than {self._max_bytes} bytes", "max_plan_bytes")
+                            )
+                        for scanned in scanner.feed(delta):
+                            if scanned.index >= self._max_tasks:
+                                raise PlannerError(
+                                    self._too_big(f"more than {self._max_tasks} tasks", "max_plan_tasks")
+                                )
+                            for task in self._assembler.add(scanned):
+                                self.started.append(task)
+                                yield task
             finally:
                 if call.usage is not None:
                     self.calls.append(call.usage)
@@ -103,6 +124,10 @@ class PlanCall:
         if not problems and not self.started and not self._allow_empty:
             problems.append(EMPTY_PLAN)
         return problems
+
+    def _too_big(self, size: str, limit: str) -> str:
+        what = "plan" if self._request.kind == "plan" else self._request.kind
+        return f"the model's {what} has {size}, over the planner's limit ({limit})"
 
     def _give_up(self, problems: list[str]) -> str:
         what = "plan" if self._request.kind == "plan" else self._request.kind

@@ -32,6 +32,7 @@ from orchestrator import (
     Event,
     GraphEdit,
     Orchestrator,
+    PlannerError,
     Replanner,
     ReplanRequest,
     RunEnded,
@@ -52,7 +53,7 @@ from .recovery import Recovery
 from .result import AskResult
 from .schema import plan_schema
 from .session import AskSession
-from .settings import PlannerSettings
+from .settings import DEFAULT_MAX_PLAN_BYTES, DEFAULT_MAX_PLAN_TASKS, PlannerSettings
 from .usage import Pricing, Usage
 
 __all__ = ["EventHandler", "LLMPlanner", "ResponseFormatChoice"]
@@ -84,6 +85,8 @@ class LLMPlanner:
         server_memory: where per-server format support is remembered (default: shared).
         target: where every planned task runs: ``"local"``, ``"any-device"`` or a device
             selector (the model plans what to do; the caller decides where).
+        max_plan_bytes, max_plan_tasks: caps on one plan (or replan) answer; beyond one,
+            planning stops with a ``PlannerError`` naming it.
     """
 
     def __init__(
@@ -107,6 +110,8 @@ class LLMPlanner:
         pricing: Pricing | None = None,
         server_memory: ServerMemory | None = None,
         target: Target = "local",
+        max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
+        max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS,
     ) -> None:
         if api_retries < 0:
             raise ValueError(f"api_retries must be >= 0, got {api_retries}")
@@ -131,6 +136,8 @@ class LLMPlanner:
             instructions=instructions,
             pricing=pricing,
             target=target,
+            max_plan_bytes=max_plan_bytes,
+            max_plan_tasks=max_plan_tasks,
         )
         forced = None if response_format == "auto" else FormatMode(response_format)
         self._caller = ChatCaller(
@@ -199,6 +206,8 @@ class LLMPlanner:
             run_id=run_id,
             emit=emit or _ignore,
             max_repairs=self.settings.max_repairs,
+            max_bytes=self.settings.max_plan_bytes,
+            max_tasks=self.settings.max_plan_tasks,
             stream=self.settings.stream,
         )
         async for task in call.tasks():
@@ -220,14 +229,38 @@ class LLMPlanner:
         *,
         inputs: dict[str, object] | None = None,
         on_event: EventHandler | None = None,
+        time_limit: float | None = None,
     ) -> AskResult:
         """Plan ``request``, run it with ``orchestrator``, join; return the answer and its account.
 
         ``on_event`` sees every engine and planner event as it happens (the DAG forming,
-        tasks ending, model calls). Raises ``PlannerError`` if the model cannot produce a
-        valid plan or decision, or the API fails beyond its retries.
+        tasks ending, model calls). ``time_limit`` is a deadline in seconds for the whole
+        ask (planning, every task, joining): past it the run is cancelled. Raises
+        ``PlannerError`` if the model cannot produce a valid plan or decision, the API
+        fails beyond its retries, or the deadline passes (the message says so).
         """
-        # aclosing: a handler that raises must still end the run now, not at garbage collection.
+        if time_limit is not None and time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
+        deadline = asyncio.timeout(time_limit)
+        try:
+            async with deadline:
+                return await self._ask(request, orchestrator, inputs, on_event)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # a timeout of something inside, not our deadline
+            raise PlannerError(
+                f"the ask did not finish within its time limit of {time_limit:g}s; the run was cancelled"
+            ) from None
+
+    async def _ask(
+        self,
+        request: str,
+        orchestrator: Orchestrator,
+        inputs: dict[str, object] | None,
+        on_event: EventHandler | None,
+    ) -> AskResult:
+        # aclosing: a handler that raises (or the deadline) must end the run now, not at
+        # garbage collection.
         async with contextlib.aclosing(self.ask_events(request, orchestrator, inputs=inputs)) as events:
             async for event in events:
                 if on_event is not None:

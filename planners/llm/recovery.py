@@ -82,6 +82,8 @@ class Recovery:
             run_id=request.run_id,
             emit=session.emit if session is not None else _ignore,
             max_repairs=self.settings.max_repairs,
+            max_bytes=self.settings.max_plan_bytes,
+            max_tasks=self.settings.max_plan_tasks,
             stream=False,  # the edit is applied whole, so there is nothing to start early
             allow_empty=True,
         )

@@ -120,6 +120,8 @@ class AskSession:
             run_id=self.run_id,
             emit=self.emit,
             max_repairs=self.settings.max_repairs,
+            max_bytes=self.settings.max_plan_bytes,
+            max_tasks=self.settings.max_plan_tasks,
             stream=self.settings.stream,
             allow_empty=allow_empty,
         )

@@ -8,7 +8,12 @@ from orchestrator import Target
 
 from .usage import Pricing
 
-__all__ = ["PlannerSettings"]
+__all__ = ["DEFAULT_MAX_PLAN_BYTES", "DEFAULT_MAX_PLAN_TASKS", "PlannerSettings"]
+
+#: 1 MiB: about 250,000 tokens, far beyond what a model writes for a real plan.
+DEFAULT_MAX_PLAN_BYTES = 1024 * 1024
+#: Tasks in one plan (or replan); a model plan of more is a runaway, not a plan.
+DEFAULT_MAX_PLAN_TASKS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +28,16 @@ class PlannerSettings:
     pricing: Pricing | None = None
     #: Where every planned task runs (the model plans what, not where).
     target: Target = "local"
+    #: Caps on one model answer holding a plan (a plan is untrusted, unbounded input).
+    max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES
+    max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
 
     def __post_init__(self) -> None:
         for name in ("max_repairs", "max_replans"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_plan_bytes", "max_plan_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.result_limit < 100:
             raise ValueError(f"result_limit must be >= 100 characters, got {self.result_limit}")
