@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2 import TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionError
+from .sandbox import MAX_EXPRESSION_CHARS, SANDBOX, check_statements, evaluation, plain_data, plain_result
 
 __all__ = [
     "ROOT_NAMES",
@@ -30,6 +30,7 @@ __all__ = [
     "compile_expression",
     "compile_value",
     "contains_expression",
+    "plain_data",
 ]
 
 #: The names an expression may start from.
@@ -40,35 +41,7 @@ _HYPHENATED = re.compile(r"steps\.(\w+(?:-\w+)+)")
 _SINGLE = re.compile(r"^\s*\$\{\{(?P<body>.*)\}\}\s*$", re.DOTALL)
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with keys before attributes on mappings.
-
-    Results are JSON-like data, so ``output.items`` must mean the key "items", not the
-    ``dict.items`` method Jinja would otherwise find first.
-    """
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
-
-
-_ENV = _Environment(
-    variable_start_string=_OPEN,
-    variable_end_string="}}",
-    # Statements and comments get delimiters nobody types by accident: a workflow's text
-    # (shell snippets, JSON) may well contain "{%" or "{#".
-    block_start_string="${%",
-    block_end_string="%}",
-    comment_start_string="${#",
-    comment_end_string="#}",
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-)
-for _unused in ("lipsum", "cycler", "joiner"):
-    _ENV.globals.pop(_unused, None)
-_ALLOWED_NAMES = ROOT_NAMES | frozenset(_ENV.globals)
+_ALLOWED_NAMES = ROOT_NAMES | frozenset(SANDBOX.globals)
 
 
 def contains_expression(value: str) -> bool:
@@ -88,42 +61,65 @@ class Expression:
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """Evaluate against ``scope`` (``steps``, ``inputs``, ...); raise ``ExpressionError``."""
         try:
-            value = self._evaluate(scope)
-        except ExpressionError:
-            raise
+            with evaluation():
+                value = self._evaluate(scope)
+                if isinstance(value, Undefined):
+                    raise ExpressionError(f"{self.source!r}: {value._undefined_message}")
+                return plain_result(value)
+        except ExpressionError as exc:
+            if self.source in str(exc):
+                raise
+            raise ExpressionError(f"{self.source!r}: {exc}") from None
         except TemplateError as exc:
             raise ExpressionError(f"{self.source!r}: {exc}") from None
+        except RecursionError:
+            raise ExpressionError(f"{_short(self.source)}: nested too deeply to evaluate") from None
+        except MemoryError:
+            raise ExpressionError(f"{_short(self.source)}: ran out of memory while evaluating") from None
         except Exception as exc:  # a filter or operator failing on the data (TypeError...)
             raise ExpressionError(f"{self.source!r}: {type(exc).__name__}: {exc}") from None
-        if isinstance(value, Undefined):
-            raise ExpressionError(f"{self.source!r}: {value._undefined_message}")
-        return value
 
 
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> Expression:
     """Compile a string holding one or more ``${{ … }}``; cached by source text."""
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"{_short(source)}: {len(source):,} characters; an expression string may have at most "
+            f"{MAX_EXPRESSION_CHARS:,}"
+        )
     try:
-        tree = _ENV.parse(source)
-    except TemplateSyntaxError as exc:
-        raise ExpressionError(f"cannot parse {source!r}: {exc.message}") from None
-    try:
-        refs, roots = _analyse(source, tree)
+        # Jinja still folds some constants while compiling a template (a string with text
+        # around its ${{ }}); the deadline and the sandbox's bounds apply to that too.
+        with evaluation():
+            return _compile_expression(source)
     except TemplateSyntaxError as exc:  # e.g. an unknown filter, found while analysing
         raise ExpressionError(f"cannot parse {source!r}: {exc.message}") from None
+    except TemplateError as exc:  # a constant part that cannot work: ''.nope ~ 'x'
+        raise ExpressionError(f"{source!r}: {exc}") from None
+    except RecursionError:
+        raise ExpressionError(f"{_short(source)}: nested too deeply to parse") from None
+    except MemoryError:
+        raise ExpressionError(f"{_short(source)}: ran out of memory while parsing") from None
+
+
+def _short(source: str, limit: int = 120) -> str:
+    return repr(source if len(source) <= limit else source[: limit - 1] + "…")
+
+
+def _compile_expression(source: str) -> Expression:
+    tree = SANDBOX.parse(source)
+    check_statements(source, tree)
+    refs, roots = _analyse(source, tree)
     single = _SINGLE.match(source)
     if single and source.count(_OPEN) == 1:
-        body = single.group("body")
-        try:
-            compiled = _ENV.compile_expression(body, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise ExpressionError(f"cannot parse {source!r}: {exc.message}") from None
+        compiled = SANDBOX.compile_expression(single.group("body"), undefined_to_none=False)
 
         def evaluate(scope: Mapping[str, Any]) -> Any:
             return compiled(**scope)
 
         return Expression(source, refs, roots, True, evaluate)
-    template = _ENV.from_string(tree)
+    template = SANDBOX.from_string(tree)
 
     def render(scope: Mapping[str, Any]) -> Any:
         return template.render(scope)

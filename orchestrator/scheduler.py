@@ -49,7 +49,7 @@ from .events import (
     TaskStarted,
 )
 from .executors import Executor, ToolCall
-from .expressions import Expression
+from .expressions import Expression, plain_data
 from .graph import _TERMINAL, GraphEdit, Task, TaskGraph, TaskStatus
 from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
 
@@ -240,7 +240,9 @@ class Scheduler:
         self._global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._tool_limits = {name: asyncio.Semaphore(n) for name, n in (tool_limits or {}).items()}
         self._steps: dict[str, dict[str, Any]] = {}
-        self._scope: dict[str, Any] = {"steps": self._steps, "inputs": dict(inputs or {})}
+        # Expressions see plain JSON-like data only, never the objects tools returned
+        # (a pydantic model in scope would hand an expression its classmethods).
+        self._scope: dict[str, Any] = {"steps": self._steps, "inputs": plain_data(dict(inputs or {}))}
         if env is not None:
             self._scope["env"] = dict(env)
         self._nodes: dict[str, _Node] = {}
@@ -421,7 +423,7 @@ class Scheduler:
         node.propagated = True
         self._open -= 1
         self._steps[task_id] = {
-            "output": result.output,
+            "output": plain_data(previous.output),
             "status": result.status.value,
             "error": result.error.message if result.error else None,
         }
@@ -657,7 +659,7 @@ class Scheduler:
         node.handle = None
         task_id = node.task.id
         self._steps[task_id] = {
-            "output": output,
+            "output": plain_data(output),
             "status": status.value,
             "error": error.message if error else None,
         }
@@ -885,6 +887,7 @@ class Scheduler:
         )
 
     async def _check_approval(self, node: _Node) -> None:
+        """Ask the approver, showing it the arguments as they will run (rendered)."""
         task = node.task
         if self._approver is None:
             raise _Failure(
@@ -895,7 +898,9 @@ class Scheduler:
                     False,
                 )
             )
-        if not await self._approver(task, task.args):
+        # Rendering may fail (a bad expression): that fails the task before anyone is asked.
+        args = self._render_args(node) if node.dynamic_args else task.args
+        if not await self._approver(task, args):
             raise _Failure(TaskError("ApprovalDenied", f"task {task.id!r} was not approved", False))
 
     async def _fail(self, node: _Node, error: TaskError) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from orchestrator import ExpressionError, RunResult, TaskStatus
-from orchestrator.expressions import CompiledValue, compile_value
+from orchestrator.expressions import CompiledValue, compile_value, plain_data
 
 from .problems import Problem, WorkflowFileError, did_you_mean
 from .yaml_source import SourceMap
@@ -48,7 +48,7 @@ def result_scope(result: RunResult) -> dict[str, dict[str, Any]]:
     """``steps.<id>.output/.status/.error`` as the scheduler exposes them to expressions."""
     return {
         task_id: {
-            "output": task.output,
+            "output": plain_data(task.output),
             "status": task.status.value,
             "error": task.error.message if task.error else None,
         }
@@ -60,7 +60,7 @@ def evaluate_outputs(
     outputs: Mapping[str, Any], result: RunResult, inputs: Mapping[str, Any], source_map: SourceMap
 ) -> dict[str, Any]:
     """Every output's value; ``WorkflowFileError`` names each output that cannot be computed."""
-    scope = {"steps": result_scope(result), "inputs": dict(inputs)}
+    scope = {"steps": result_scope(result), "inputs": plain_data(dict(inputs))}
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     for name, value in outputs.items():
