@@ -344,9 +344,9 @@ def check_statements(source: str, tree: nodes.Template) -> None:
             raise ExpressionError(f"{source!r}: {type(node).__name__} is not allowed in an expression")
         # A call to a method no plain value offers can only be an attack or a typo: say so
         # at validate time instead of at run time.
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-            if node.node.attr not in _ALL_METHODS:
-                raise ExpressionError(
-                    f"{source!r}: {node.node.attr!r} is not a method expressions may call (they see "
-                    "plain data; pure str/list/dict methods such as upper, split, get and keys are allowed)"
-                )
+        called = node.node if isinstance(node, nodes.Call) else None
+        if isinstance(called, nodes.Getattr) and called.attr not in _ALL_METHODS:
+            raise ExpressionError(
+                f"{source!r}: {called.attr!r} is not a method expressions may call (they see "
+                "plain data; pure str/list/dict methods such as upper, split, get and keys are allowed)"
+            )
