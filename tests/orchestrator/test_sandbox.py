@@ -46,7 +46,9 @@ def pickle_payload(marker: Path) -> str:
 def test_the_pickle_escape_of_the_review_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "PICKLE_RCE"
     expression = (
-        "${{ steps.probe.output.parse_raw(\"" + pickle_payload(marker) + "\", proto='pickle', allow_pickle=True) }}"
+        '${{ steps.probe.output.parse_raw("'
+        + pickle_payload(marker)
+        + "\", proto='pickle', allow_pickle=True) }}"
     )
     # Refused when the graph is defined (what `validate` runs), before any step runs...
     with pytest.raises(ExpressionError, match="'parse_raw' is not a method expressions may call"):
@@ -130,7 +132,10 @@ def test_statements_unsafe_filters_and_deep_nesting_are_definition_errors(source
         ("${{ [0] * 10 ** 9 }}", "repetition would build"),
         ("${{ '%999999999s' % 1 }}", "width or precision"),
         ("${{ '%*s' % (999999999, 1) }}", "width or precision"),
-        ("${{ ('a' * 1000000) | replace('a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa') }}", "replace would build"),
+        (
+            "${{ ('a' * 1000000) | replace('a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa') }}",
+            "replace would build",
+        ),
         ("${{ range(10).count }}", "not data"),
     ],
 )
