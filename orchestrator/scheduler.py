@@ -50,6 +50,7 @@ from .events import (
 )
 from .executors import Executor, ToolCall
 from .expressions import Expression, plain_data
+from .fdlimit import FD_HEAVY_TOOLS, fd_concurrency_bound
 from .graph import _TERMINAL, GraphEdit, Task, TaskGraph, TaskStatus
 from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
 
@@ -239,6 +240,13 @@ class Scheduler:
         self._replanner = replanner
         self._global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._tool_limits = {name: asyncio.Semaphore(n) for name, n in (tool_limits or {}).items()}
+        # Tools that hold descriptors share a default bound derived from RLIMIT_NOFILE
+        # unless the user limited them; see orchestrator/fdlimit.py.
+        bound = fd_concurrency_bound()
+        self._fd_limit = asyncio.Semaphore(bound) if bound is not None else None
+        if self._fd_limit is not None:
+            for name in FD_HEAVY_TOOLS:
+                self._tool_limits.setdefault(name, self._fd_limit)
         self._steps: dict[str, dict[str, Any]] = {}
         # Expressions see plain JSON-like data only, never the objects tools returned
         # (a pydantic model in scope would hand an expression its classmethods).
@@ -833,6 +841,8 @@ class Scheduler:
         node.gated = bool(node.needs_approval or node.retries or node.offset or node.write_ahead)
         node.executor = self._executors["local" if task.is_local else "device"]
         tool_limit = self._tool_limits.get(task.tool)
+        if tool_limit is self._fd_limit and not task.is_local:
+            tool_limit = None  # on a device, the descriptors are the device's
         if tool_limit is None and self._global_limit is None:
             node.limits = None
         else:
