@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     broker.add_argument("--port", type=int, default=None)
     broker.add_argument("--host", default="127.0.0.1")
     broker.add_argument("--kind", choices=["auto", "mosquitto", "amqtt"], default="auto")
+    broker.add_argument("--password-file", default=None, help="Mosquitto password file")
+    broker.add_argument("--acl-file", default=None, help="Mosquitto ACL file")
+    broker.add_argument("--tls-cert", default=None, help="TLS certificate (PEM) of the listener")
+    broker.add_argument("--tls-key", default=None, help="its private key (PEM)")
+    broker.add_argument(
+        "--allow-anonymous", action="store_true", help="listen beyond loopback without a password file"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("STEPWEAVE_LOG_LEVEL", "WARNING").upper(),
@@ -67,7 +74,19 @@ def main(argv: list[str] | None = None) -> int:
             def listening(url: str, kind: str) -> None:
                 print(f"stepweave broker ready {url} ({kind})", flush=True)
 
-            asyncio.run(run_broker(args.port, host=args.host, kind=args.kind, on_ready=listening))
+            asyncio.run(
+                run_broker(
+                    args.port,
+                    host=args.host,
+                    kind=args.kind,
+                    password_file=args.password_file,
+                    acl_file=args.acl_file,
+                    certfile=args.tls_cert,
+                    keyfile=args.tls_key,
+                    allow_anonymous=args.allow_anonymous,
+                    on_ready=listening,
+                )
+            )
     except (ValueError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ from .protocol import (
     Capability,
     ControlMessage,
     Heartbeat,
+    Ping,
     Progress,
     ProtocolError,
     Reply,
@@ -118,6 +119,9 @@ class DeviceAgent:
         heartbeat_interval: seconds between heartbeats; orchestrators declare the device
             lost after three missed ones.
         keepalive: MQTT keepalive; the broker fires the last will after 1.5 times it.
+        allow_insecure: serve tools that are not read-only through a broker beyond
+            loopback without logging in (no user name, no client certificate). Refused
+            otherwise: anyone who can reach such a broker could run them.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class DeviceAgent:
         connect_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         max_threads: int = 32,
+        allow_insecure: bool = False,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -144,6 +149,7 @@ class DeviceAgent:
         self.device_id = validate_device_id(device_id)
         self.tools = ToolRegistry.coerce(tools)
         self.settings = BrokerSettings.resolve(broker)
+        _check_transport(self.device_id, self.settings, self.tools, allow_insecure=allow_insecure)
         self.labels = dict(labels or {})
         self.max_concurrency = max_concurrency
         self.heartbeat_interval = heartbeat_interval
@@ -158,6 +164,8 @@ class DeviceAgent:
         self.session = secrets.token_hex(6)
         self._jobs: dict[str, _Job] = {}
         self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
+        #: Keys of every request received (bounded): what a ping asking "did you get it?" checks.
+        self._seen: OrderedDict[str, None] = OrderedDict()
         # By (run id, task id): the job doing it, the keys attached to that job, and the
         # results of finished ones (bounded like _outcomes).
         self._by_task: dict[tuple[str, str], _Job] = {}
@@ -181,6 +189,8 @@ class DeviceAgent:
                 parameters=t.parameters_schema,
                 returns=t.return_schema,
                 digest=schema_digest(t.parameters_schema),
+                # Only a constant True: a predicate depends on arguments the status cannot know.
+                read_only=t.read_only is True,
             )
             for t in self.tools
         ]
@@ -298,7 +308,7 @@ class DeviceAgent:
         )
         await self._beat()
 
-    async def _beat(self) -> None:
+    async def _beat(self, ping: Ping | None = None) -> None:
         assert self._link is not None
         self._seq += 1
         beat = Heartbeat(
@@ -308,8 +318,12 @@ class DeviceAgent:
             running=[*self._jobs, *self._aliases],
             seq=self._seq,
             sent_at=time.time(),
+            ping=ping.id if ping is not None else "",
+            seen=[key for key in ping.keys if key in self._seen] if ping is not None else [],
         )
-        await self._link.publish(self.topics.heartbeat(self.device_id), encode(beat), qos=0)
+        # QoS 1: under load a broker drops QoS 0 messages to a slow subscriber first, and a
+        # dropped heartbeat is how a healthy device gets declared lost.
+        await self._link.publish(self.topics.heartbeat(self.device_id), encode(beat), qos=1)
 
     async def _heartbeats(self) -> None:
         while not self._stopping:
@@ -360,7 +374,7 @@ class DeviceAgent:
                 job.cancel_reason = message.reason or "cancelled by the orchestrator"
                 job.task.cancel()
         else:  # Ping: an orchestrator wants proof of life now
-            self._spawn(self._beat())
+            self._spawn(self._beat(message))
 
     def _on_request(self, payload: bytes | bytearray) -> None:
         try:
@@ -370,6 +384,10 @@ class DeviceAgent:
             _log.warning("device %s: rejected a task request: %s", self.device_id, exc)
             return
         key = request.key
+        self._seen[key] = None
+        self._seen.move_to_end(key)
+        if len(self._seen) > self._cache_size:
+            self._seen.popitem(last=False)
         outcome = self._outcomes.get(key)
         if outcome is not None:
             _log.info("device %s: %s seen before; re-sending its outcome", self.device_id, key)
@@ -578,6 +596,42 @@ class DeviceAgent:
         return task
 
 
+def _check_transport(
+    device_id: str, settings: BrokerSettings, tools: ToolRegistry, *, allow_insecure: bool
+) -> None:
+    """Refuse to offer side effects to anyone on a network broker; warn about clear-text passwords.
+
+    An agent that does not log in can only work with a broker that lets anyone in, and
+    then anyone who reaches the broker can send it tasks. On loopback that is the local
+    development setup (``--local-agents``); beyond it, it is remote code execution.
+    """
+    if settings.loopback:
+        return
+    writers = sorted(t.name for t in tools if t.read_only is not True)
+    if not settings.authenticated and writers:
+        if not allow_insecure:
+            raise ValueError(
+                f"device {device_id!r}: refusing to offer {', '.join(writers[:5])}"
+                f"{' …' if len(writers) > 5 else ''} (not read-only) through {settings.url} without "
+                "logging in: a broker that lets this agent in anonymously lets anyone send it tasks. "
+                "Put a user name and password in the broker URL (or STEPWEAVE_BROKER_USERNAME/"
+                "_PASSWORD), or pass --insecure-broker (allow_insecure=True) on a trusted network"
+            )
+        _log.warning(
+            "device %s: offering %s through %s without logging in (--insecure-broker)",
+            device_id,
+            ", ".join(writers),
+            settings.url,
+        )
+    elif settings.authenticated and not settings.tls:
+        _log.warning(
+            "device %s: the broker %s is not loopback and not TLS (mqtts://): the password "
+            "and every task travel in clear text",
+            device_id,
+            settings.url,
+        )
+
+
 def _tool_failure(correlation: dict[str, Any], exc: Exception) -> TaskFailure:
     return TaskFailure(
         **correlation,
@@ -620,6 +674,7 @@ async def run_agent(
     namespace: str = DEFAULT_NAMESPACE,
     heartbeat_interval: float = 2.0,
     keepalive: int = 10,
+    allow_insecure: bool = False,
     on_ready: Callable[[DeviceAgent], None] | None = None,
     handle_signals: bool = True,
 ) -> None:
@@ -637,6 +692,7 @@ async def run_agent(
         namespace=namespace,
         heartbeat_interval=heartbeat_interval,
         keepalive=keepalive,
+        allow_insecure=allow_insecure,
     ) as agent:
         if on_ready is not None:
             on_ready(agent)

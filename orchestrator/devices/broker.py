@@ -32,11 +32,15 @@ from types import TracebackType
 from typing import Literal
 
 from ..errors import DeviceError
+from .protocol import DEFAULT_MAX_PAYLOAD
+from .settings import is_loopback_host
 from .signals import until_signalled
 
 __all__ = [
+    "MAX_PACKET_SIZE",
     "BrokerKind",
     "LocalBroker",
+    "check_listener_security",
     "find_mosquitto",
     "free_port",
     "mosquitto_config",
@@ -55,6 +59,26 @@ DEVELOPMENT_WARNING = (
     "(MQTT 3.1.1 only, no keepalive enforcement, may lose queued messages). "
     "Install Mosquitto (apt-get install mosquitto) for anything else."
 )
+
+
+#: Mosquitto's ``max_packet_size``: our largest payload plus room for the topic and the
+#: MQTT header. A client that sends a bigger packet is disconnected, so one device cannot
+#: push a 200 MB retained status into every orchestrator's memory. (Mosquitto 2 prefers this
+#: to ``message_size_limit``, which it calls deprecated.)
+MAX_PACKET_SIZE = DEFAULT_MAX_PAYLOAD + 64 * 1024
+
+ANONYMOUS_REFUSAL = (
+    "refusing to listen on {host} without credentials: any client that can reach it could "
+    "send tasks to the agents (the shell tool runs commands). Pass --password-file FILE "
+    "(write it with mosquitto_passwd or orchestrator.devices.write_password_file), or "
+    "--allow-anonymous if the network is trusted"
+)
+
+
+def check_listener_security(host: str, *, password_file: object, allow_anonymous: bool) -> None:
+    """Refuse an anonymous broker reachable from the network (``DeviceError``) unless allowed."""
+    if password_file is None and not allow_anonymous and not is_loopback_host(host):
+        raise DeviceError(ANONYMOUS_REFUSAL.format(host=host))
 
 
 def find_mosquitto() -> str | None:
@@ -81,14 +105,26 @@ def mosquitto_config(
     host: str = "127.0.0.1",
     password_file: str | os.PathLike[str] | None = None,
     acl_file: str | os.PathLike[str] | None = None,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
     extra: str = "",
 ) -> str:
-    """A Mosquitto 2 config for one listener; anonymous unless a password file is given."""
-    lines = [
-        f"listener {port} {host}",
+    """A Mosquitto 2 config for one listener; anonymous unless a password file is given.
+
+    ``certfile``/``keyfile`` make the listener TLS (clients connect with ``mqtts://``).
+    """
+    if bool(certfile) != bool(keyfile):
+        raise ValueError("certfile and keyfile go together")
+    lines = [f"listener {port} {host}"]
+    if certfile and keyfile:
+        lines += [f"certfile {os.path.abspath(certfile)}", f"keyfile {os.path.abspath(keyfile)}"]
+    lines += [
         "set_tcp_nodelay true",
         "persistence false",
-        # Our dispatch windows keep far fewer messages in flight; this is headroom.
+        # One client may not push more than this in one message (see MAX_PACKET_SIZE).
+        f"max_packet_size {MAX_PACKET_SIZE}",
+        # Our dispatch windows keep far fewer messages in flight; this is headroom. A
+        # subscriber further behind loses QoS 1 messages: the protocol re-sends.
         "max_queued_messages 10000",
         "log_dest stderr",
         "log_type error",
@@ -105,9 +141,9 @@ def mosquitto_config(
     if password_file is None:
         lines.append("allow_anonymous true")
     else:
-        lines += ["allow_anonymous false", f"password_file {os.fspath(password_file)}"]
+        lines += ["allow_anonymous false", f"password_file {os.path.abspath(password_file)}"]
     if acl_file is not None:
-        lines.append(f"acl_file {os.fspath(acl_file)}")
+        lines.append(f"acl_file {os.path.abspath(acl_file)}")
     return "\n".join(lines) + "\n" + (extra.strip() + "\n" if extra.strip() else "")
 
 
@@ -118,7 +154,10 @@ class LocalBroker:
         port: TCP port; ``None`` picks a free one (kept across ``restart``).
         kind: ``"auto"`` (Mosquitto if installed, else amqtt), ``"mosquitto"`` or ``"amqtt"``.
         password_file, acl_file: Mosquitto only; see ``docs/devices.md``.
+        certfile, keyfile: Mosquitto only: a TLS listener with this certificate.
         extra_config: more Mosquitto config lines.
+        allow_anonymous: listen on an address other than loopback without a password file
+            (refused otherwise: see ``check_listener_security``).
     """
 
     def __init__(
@@ -129,23 +168,34 @@ class LocalBroker:
         kind: BrokerKind = "auto",
         password_file: str | os.PathLike[str] | None = None,
         acl_file: str | os.PathLike[str] | None = None,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
         extra_config: str = "",
         startup_timeout: float = 15.0,
+        allow_anonymous: bool = False,
     ) -> None:
+        check_listener_security(host, password_file=password_file, allow_anonymous=allow_anonymous)
         mosquitto = find_mosquitto()
         if kind == "auto":
             kind = "mosquitto" if mosquitto else "amqtt"
         if kind == "mosquitto" and mosquitto is None:
             raise DeviceError("the mosquitto binary is not installed (Debian: apt-get install mosquitto)")
-        if kind == "amqtt" and (password_file or acl_file or extra_config):
-            raise ValueError("password_file, acl_file and extra_config need kind='mosquitto'")
+        if kind == "amqtt" and (password_file or acl_file or certfile or keyfile or extra_config):
+            raise ValueError(
+                "password_file, acl_file, certfile, keyfile and extra_config need kind='mosquitto'"
+            )
+        if bool(certfile) != bool(keyfile):
+            raise ValueError("certfile and keyfile go together")
         self.kind: Literal["mosquitto", "amqtt"] = kind
         self.host = host
         self.port = port or free_port(host)
         self._mosquitto = mosquitto
         self._password_file = password_file
         self._acl_file = acl_file
+        self._certfile = certfile
+        self._keyfile = keyfile
         self._extra = extra_config
+        self._allow_anonymous = allow_anonymous
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -155,7 +205,9 @@ class LocalBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self._certfile else "mqtt"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -179,6 +231,7 @@ class LocalBroker:
                 self.host,
                 "--port",
                 str(self.port),
+                *(["--allow-anonymous"] if self._allow_anonymous else []),
             ]
         if self._dir is None:
             self._dir = tempfile.TemporaryDirectory(prefix="stepweave-mosquitto-")
@@ -189,6 +242,8 @@ class LocalBroker:
                 host=self.host,
                 password_file=self._password_file,
                 acl_file=self._acl_file,
+                certfile=self._certfile,
+                keyfile=self._keyfile,
                 extra=self._extra,
             )
         )
@@ -318,22 +373,54 @@ async def run_broker(
     *,
     host: str = "127.0.0.1",
     kind: BrokerKind = "auto",
+    password_file: str | os.PathLike[str] | None = None,
+    acl_file: str | os.PathLike[str] | None = None,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
+    allow_anonymous: bool = False,
     on_ready: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve a broker in the foreground until cancelled (``stepweave broker [--port N]``).
 
-    ``on_ready(url, kind)`` is called once it listens. Without Mosquitto, amqtt runs in
-    this process and the development-only warning is logged.
+    On an address other than loopback it refuses to start without a password file
+    (``DeviceError``) unless ``allow_anonymous``: an anonymous broker on a network lets
+    anyone send tasks to the agents. ``on_ready(url, kind)`` is called once it listens.
+    Without Mosquitto, amqtt runs in this process and the development-only warning is
+    logged; it supports none of the security options.
     """
     port = port or 1883
+    check_listener_security(host, password_file=password_file, allow_anonymous=allow_anonymous)
+    if bool(certfile) != bool(keyfile):
+        raise DeviceError("a TLS listener needs both a certificate and its key (--tls-cert and --tls-key)")
+    for path in (password_file, acl_file, certfile, keyfile):
+        if path is not None and not os.access(path, os.R_OK):
+            raise DeviceError(f"cannot read {os.fspath(path)}")
+    secured = password_file or acl_file or certfile
     if kind == "auto":
         kind = "mosquitto" if find_mosquitto() else "amqtt"
     if kind == "amqtt":
+        if secured:
+            raise DeviceError(
+                "password files, ACLs and TLS need Mosquitto (apt-get install mosquitto); "
+                "the embedded amqtt broker is for development on loopback only"
+            )
         _log.warning(DEVELOPMENT_WARNING)
         ready = None if on_ready is None else lambda url: on_ready(url, "amqtt")
         await until_signalled(serve_amqtt(host, port, ready))
         return
-    async with LocalBroker(port=port, host=host, kind="mosquitto") as broker:
+    if password_file is None and not is_loopback_host(host):
+        _log.warning("the broker on %s accepts anonymous clients (--allow-anonymous)", host)
+    local = LocalBroker(
+        port=port,
+        host=host,
+        kind="mosquitto",
+        allow_anonymous=allow_anonymous,
+        password_file=password_file,
+        acl_file=acl_file,
+        certfile=certfile,
+        keyfile=keyfile,
+    )
+    async with local as broker:
         if on_ready is not None:
             on_ready(broker.url, "mosquitto")
         process = broker._process

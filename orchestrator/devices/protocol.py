@@ -9,7 +9,7 @@ acknowledgements, and size limits from our own checks, never from broker feature
 Topics, under a namespace (default ``stepweave``)::
 
     {ns}/devices/{id}/status        Status, retained; the last will is an offline Status
-    {ns}/devices/{id}/heartbeat     Heartbeat (QoS 0), every ``heartbeat_interval`` seconds
+    {ns}/devices/{id}/heartbeat     Heartbeat (QoS 1), every ``heartbeat_interval`` seconds
     {ns}/devices/{id}/tasks         TaskRequest, orchestrator → device
     {ns}/devices/{id}/control       Cancel and Ping, orchestrator → device
     {ns}/orchestrators/{oid}/results/{id}
@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "DEFAULT_NAMESPACE",
+    "PROTOCOL_REVISION",
     "PROTOCOL_VERSION",
     "Accepted",
     "Cancel",
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Literal[1] = 1
+#: Features added within version 1 as optional fields, which older peers ignore:
+#: ``Capability.read_only``, ``Ping.id``/``keys`` and the ``Heartbeat.ping``/``seen`` echo.
+PROTOCOL_REVISION = "1.1"
 DEFAULT_NAMESPACE = "stepweave"
 #: Largest payload either side sends or accepts (1 MiB); amqtt enforces no limit at all.
 DEFAULT_MAX_PAYLOAD = 1 << 20
@@ -101,6 +105,10 @@ class Capability(BaseModel):
     returns: dict[str, Any] | None = None
     #: ``schema_digest(parameters)``: equal digests mean the same argument schema.
     digest: str
+    #: The device's tool declares itself free of side effects for every call (its
+    #: ``Tool.read_only`` is ``True``; a predicate over the arguments announces ``False``).
+    #: Added in protocol 1.1: older agents omit it, which reads as ``False``.
+    read_only: bool = False
 
 
 class Status(_Message):
@@ -132,6 +140,12 @@ class Heartbeat(_Message):
     running: list[str] = Field(default_factory=list)
     seq: int = 0
     sent_at: float = 0.0
+    #: The ``Ping.id`` this heartbeat answers ("" for a periodic one). Protocol 1.1; an
+    #: older agent never echoes, so an orchestrator cannot tell it from one that ignores pings.
+    ping: str = ""
+    #: Of the ``Ping.keys`` asked about, the task keys whose request this agent has received
+    #: (running, queued, finished or refused). Protocol 1.1.
+    seen: list[str] = Field(default_factory=list)
 
 
 class TaskRequest(_Message):
@@ -164,9 +178,16 @@ class Cancel(_Message):
 
 
 class Ping(_Message):
-    """Ask a device for an immediate heartbeat (sent when its status came from the retained store)."""
+    """Ask a device for an immediate heartbeat (sent when its status came from the retained store).
+
+    Since protocol 1.1 the heartbeat echoes ``id`` and says which of ``keys`` the device has
+    received a request for: an orchestrator that pings after a request reached the broker
+    learns whether the device ever got it (messages from one client to another keep their order).
+    """
 
     type: Literal["ping"] = "ping"
+    id: str = ""
+    keys: list[str] = Field(default_factory=list, max_length=64)
 
 
 class Reply(_Message):

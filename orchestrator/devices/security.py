@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 
-from .protocol import DEFAULT_NAMESPACE, Topics
+from .protocol import DEFAULT_NAMESPACE, Topics, validate_device_id
 
 __all__ = ["mosquitto_acl", "mosquitto_password_line", "write_password_file"]
 
@@ -26,28 +26,61 @@ def mosquitto_acl(
     *,
     orchestrators: Sequence[str] = ("orchestrator",),
     monitors: Sequence[str] = (),
+    devices: Sequence[str] | None = None,
 ) -> str:
-    """The ACL file text: devices confined to their own topics (``%u`` is the user name).
+    """The ACL file text: devices confined to their own topics.
 
     ``orchestrators`` are the user names of orchestrators; ``monitors`` may read every
-    topic of the namespace (for ``mosquitto_sub`` debugging), and publish nothing.
+    topic of the namespace (for ``mosquitto_sub`` debugging) and publish nothing.
     A device's id must not be one of these user names.
+
+    Without ``devices``, ``pattern`` lines (``%u`` is the user name) let any user act as
+    the device named like it. Mosquitto applies patterns to *every* user, so orchestrator
+    and monitor users are explicitly denied the device topics of their own name (without
+    that, the "read-only" monitor could announce itself as device ``monitor``). With
+    ``devices``, each listed id gets its own ``user`` block and there are no patterns: only
+    those ids can act as devices at all (pinning the fleet on the broker side).
     """
     ns = Topics(namespace).namespace
-    lines = [
-        "# stepweave device ACL (orchestrator.devices.mosquitto_acl)",
-        "# Every device logs in with its device id as user name and may use only its own topics.",
-        f"pattern read {ns}/devices/%u/tasks",
-        f"pattern read {ns}/devices/%u/control",
-        f"pattern readwrite {ns}/devices/%u/status",
-        f"pattern write {ns}/devices/%u/heartbeat",
-        f"pattern write {ns}/orchestrators/+/results/%u",
-    ]
+    for name in [*orchestrators, *monitors, *(devices or ())]:
+        validate_device_id(name)
+    clash = set(devices or ()) & {*orchestrators, *monitors}
+    if clash:
+        raise ValueError(
+            f"device ids may not be orchestrator or monitor user names: {', '.join(sorted(clash))}"
+        )
+
+    def device_rules(kind: str, user: str) -> list[str]:
+        return [
+            f"{kind} read {ns}/devices/{user}/tasks",
+            f"{kind} read {ns}/devices/{user}/control",
+            f"{kind} readwrite {ns}/devices/{user}/status",
+            f"{kind} write {ns}/devices/{user}/heartbeat",
+            f"{kind} write {ns}/orchestrators/+/results/{user}",
+        ]
+
+    def not_a_device(user: str) -> list[str]:
+        if devices is not None:
+            return []  # no patterns: nothing to take away
+        # Deny lines are checked before any grant, for this user only.
+        return [f"topic deny {ns}/devices/{user}/#", f"topic deny {ns}/orchestrators/+/results/{user}"]
+
+    lines = ["# stepweave device ACL (orchestrator.devices.mosquitto_acl)"]
+    if devices is None:
+        lines += [
+            "# Every device logs in with its device id as user name and may use only its own topics.",
+            *device_rules("pattern", "%u"),
+        ]
+    else:
+        lines.append("# Only these devices; each logs in with its device id and may use only its own topics.")
+        for device in devices:
+            lines += ["", f"user {device}", *device_rules("topic", device)]
     for user in orchestrators:
         lines += [
             "",
             "# An orchestrator: addresses every device, reads statuses, heartbeats and results.",
             f"user {user}",
+            *not_a_device(user),
             f"topic write {ns}/devices/+/tasks",
             f"topic write {ns}/devices/+/control",
             f"topic read {ns}/devices/+/status",
@@ -55,7 +88,13 @@ def mosquitto_acl(
             f"topic read {ns}/orchestrators/+/results/+",
         ]
     for user in monitors:
-        lines += ["", "# A read-only monitor of the whole namespace.", f"user {user}", f"topic read {ns}/#"]
+        lines += [
+            "",
+            "# A read-only monitor of the whole namespace (it may not act as a device either).",
+            f"user {user}",
+            *not_a_device(user),
+            f"topic read {ns}/#",
+        ]
     return "\n".join(lines) + "\n"
 
 

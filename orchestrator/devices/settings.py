@@ -15,7 +15,9 @@ for what the URL leaves out, so a password need not appear in a process listing.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["BROKER_ENV", "BrokerSettings"]
+__all__ = ["BROKER_ENV", "BrokerSettings", "is_loopback_host", "redact_url"]
 
 BROKER_ENV = "STEPWEAVE_BROKER"
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,21 +57,21 @@ class BrokerSettings:
         env = os.environ if env is None else env
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"broker URL {_redact(url)!r}: the scheme must be mqtt:// or mqtts://")
+            raise ValueError(f"broker URL {redact_url(url)!r}: the scheme must be mqtt:// or mqtts://")
         if not parts.hostname:
-            raise ValueError(f"broker URL {_redact(url)!r} has no host")
+            raise ValueError(f"broker URL {redact_url(url)!r} has no host")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - _QUERY_KEYS
         if unknown:
             raise ValueError(
-                f"broker URL {_redact(url)!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"broker URL {redact_url(url)!r}: unknown option(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(_QUERY_KEYS))}"
             )
         tls = parts.scheme == "mqtts"
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
-            raise ValueError(f"broker URL {_redact(url)!r} has an invalid port") from None
+            raise ValueError(f"broker URL {redact_url(url)!r} has an invalid port") from None
         username = unquote(parts.username) if parts.username else env.get("STEPWEAVE_BROKER_USERNAME")
         password = unquote(parts.password) if parts.password else env.get("STEPWEAVE_BROKER_PASSWORD")
         settings = cls(
@@ -84,9 +86,9 @@ class BrokerSettings:
             insecure=query.get("insecure", "").lower() in _TRUE,
         )
         if not tls and (settings.ca_file or settings.cert_file or settings.insecure):
-            raise ValueError(f"broker URL {_redact(url)!r}: TLS options need the mqtts:// scheme")
+            raise ValueError(f"broker URL {redact_url(url)!r}: TLS options need the mqtts:// scheme")
         if bool(settings.cert_file) != bool(settings.key_file):
-            raise ValueError(f"broker URL {_redact(url)!r}: cert_file and key_file go together")
+            raise ValueError(f"broker URL {redact_url(url)!r}: cert_file and key_file go together")
         return settings
 
     @classmethod
@@ -116,6 +118,16 @@ class BrokerSettings:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{user}{host}:{self.port}"
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether we log in as someone: a user name, or a TLS client certificate."""
+        return bool(self.username) or bool(self.cert_file)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the broker is on this machine (see ``is_loopback_host``)."""
+        return is_loopback_host(self.host)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``mqtts://``, or ``None`` for plain TCP."""
@@ -159,9 +171,27 @@ class _ClosingSSLSocket(ssl.SSLSocket):
             raise
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/@:]*):[^\s/]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@…`` in it replaced by ``***``.
+
+    The one way a broker URL (or a message that may quote one) is printed or logged. The
+    user name stays: it says which device or orchestrator this is.
+    """
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, ``127.0.0.0/8``, ``::1``).
+
+    Any other name counts as reachable from the network: a name could resolve anywhere.
+    """
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -152,3 +152,56 @@ async def test_bad_credentials_are_refused(secured_broker: LocalBroker) -> None:
         with pytest.raises(BrokerConnectionError, match="refused"):
             async with DeviceExecutor(broker=secured_broker.url):  # anonymous
                 pass
+
+
+async def test_monitors_and_orchestrators_cannot_act_as_devices(secured_broker: LocalBroker) -> None:
+    # Mosquitto applies `pattern` lines to every user, so without the deny lines the
+    # "read-only" monitor could announce itself as device `monitor`, take tasks and answer.
+    own = {
+        user: {
+            TOPICS.status(user): encode(Status(device_id=user, session="s", state="online")),
+            TOPICS.heartbeat(user): encode(Heartbeat(device_id=user, session="s")),
+            TOPICS.results("o", user): encode(
+                Result(device_id=user, run_id="x", task_id="t", key="x/t#1", attempt=1, nonce="n")
+            ),
+        }
+        for user in ("monitor", "orchestrator")
+    }
+    async with (
+        secured_broker,
+        login(secured_broker, "monitor") as watcher,
+        login(secured_broker, "monitor") as monitor,
+        login(secured_broker, "orchestrator") as orchestrator,
+        login(secured_broker, "dev-b") as device,
+    ):
+        await watcher.subscribe(f"{TOPICS.namespace}/#", qos=1)
+        for client, user in ((monitor, "monitor"), (orchestrator, "orchestrator")):
+            for topic, payload in own[user].items():
+                await client.publish(topic, payload, qos=1)  # acknowledged, and dropped
+        # Published after the forgeries were acknowledged (so after Mosquitto routed them).
+        sentinel = TOPICS.heartbeat("dev-b")
+        await device.publish(sentinel, encode(Heartbeat(device_id="dev-b", session="b")), qos=1)
+        seen = await messages_until(watcher, sentinel)
+    forged = [topic for topic in seen if topic in own["monitor"] or topic in own["orchestrator"]]
+    assert not forged, f"a monitor or orchestrator user published as a device: {forged}"
+    assert seen == [sentinel], "the monitor still reads the whole namespace"
+
+
+async def test_a_device_list_pins_the_fleet_on_the_broker(tmp_path: Path) -> None:
+    write_password_file(tmp_path / "passwd", PASSWORDS)
+    (tmp_path / "acl").write_text(mosquitto_acl(devices=["dev-a"], monitors=["monitor"]))
+    broker = LocalBroker(kind="mosquitto", password_file=tmp_path / "passwd", acl_file=tmp_path / "acl")
+    async with (
+        broker,
+        login(broker, "monitor") as watcher,
+        login(broker, "dev-a") as listed,
+        login(broker, "dev-b") as unlisted,
+    ):
+        await watcher.subscribe(f"{TOPICS.namespace}/#", qos=1)
+        await unlisted.publish(
+            TOPICS.status("dev-b"), encode(Status(device_id="dev-b", session="b", state="online")), qos=1
+        )
+        sentinel = TOPICS.heartbeat("dev-a")
+        await listed.publish(sentinel, encode(Heartbeat(device_id="dev-a", session="a")), qos=1)
+        seen = await messages_until(watcher, sentinel)
+    assert seen == [sentinel], f"a device missing from the list announced itself: {seen}"

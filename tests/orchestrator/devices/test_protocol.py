@@ -20,6 +20,7 @@ from orchestrator.devices import (
     mosquitto_password_line,
     parse_labels,
 )
+from orchestrator.devices.broker import MAX_PACKET_SIZE
 from orchestrator.devices.protocol import (
     Accepted,
     Cancel,
@@ -218,10 +219,18 @@ def test_generated_configs() -> None:
         "allow_anonymous false" in config and "password_file /etc/p" in config and "acl_file /etc/a" in config
     )
     assert "allow_anonymous true" in mosquitto_config(1999)
+    assert f"max_packet_size {MAX_PACKET_SIZE}" in config and "message_size_limit" not in config
+    tls = mosquitto_config(1999, certfile="/etc/c.pem", keyfile="/etc/k.pem")
+    assert "listener 1999 127.0.0.1\ncertfile /etc/c.pem\nkeyfile /etc/k.pem\n" in tls
     acl = mosquitto_acl("fleet", orchestrators=["o1"], monitors=["ops"])
     assert "pattern write fleet/orchestrators/+/results/%u" in acl
-    assert "user o1\ntopic write fleet/devices/+/tasks" in acl
-    assert "user ops\ntopic read fleet/#" in acl
+    assert "user o1\ntopic deny fleet/devices/o1/#\ntopic deny fleet/orchestrators/+/results/o1\n" in acl
+    assert "user ops\ntopic deny fleet/devices/ops/#\ntopic deny fleet/orchestrators/+/results/ops\n" in acl
+    assert "topic read fleet/#" in acl
+    pinned = mosquitto_acl("fleet", devices=["d1"], monitors=["ops"])
+    assert "pattern" not in pinned and "user d1\ntopic read fleet/devices/d1/tasks" in pinned
+    with pytest.raises(ValueError, match="may not be orchestrator or monitor"):
+        mosquitto_acl(devices=["orchestrator"])
 
 
 def test_the_documented_acl_is_the_generated_one() -> None:
