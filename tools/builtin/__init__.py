@@ -17,6 +17,7 @@ from ..registry import ToolRegistry
 from ._approve import ASSUME_YES_ENV, Approval, approve
 from ._files import FILE_ROOT_ENV, FileContent, FileWritten, file_root, read_file, resolve_in_root, write_file
 from ._http import HttpResponse, http
+from ._http_guard import HTTP_ALLOW_ENV
 from ._python import PythonResult, python, register_callable, registered_callables, unregister_callable
 from ._shell import DEFAULT_ENV_PASSTHROUGH, ShellResult, shell
 from ._sql import SqlResult, sql
@@ -27,6 +28,7 @@ __all__ = [
     "BUILTIN_TOOLS",
     "DEFAULT_ENV_PASSTHROUGH",
     "FILE_ROOT_ENV",
+    "HTTP_ALLOW_ENV",
     "Approval",
     "FileContent",
     "FileWritten",

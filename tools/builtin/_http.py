@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json as jsonlib
 import time
 import warnings
@@ -15,6 +16,7 @@ from ..base import tool
 from ..context import ToolContext
 from ..errors import ToolError
 from ._common import tail
+from ._http_guard import GuardedTransport, HttpAllowList, TargetRefused
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "HttpResponse", "http"]
 
@@ -40,6 +42,24 @@ class HttpResponse(BaseModel):
     elapsed_s: float = Field(description="Seconds from sending the request to reading the whole body.")
 
 
+#: errno values that mean "too many open files" (per process, and system-wide).
+_OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+_OUT_OF_FILES_HINT = (
+    "too many open files in this process (EMFILE), a temporary condition; lower max_concurrency "
+    "or raise the open-file limit (ulimit -n)"
+)
+
+
+def _out_of_files(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, is the process running out of descriptors."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _OUT_OF_FILES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _is_json(media_type: str) -> bool:
     return media_type in ("application/json", "text/json") or media_type.endswith("+json")
 
@@ -62,6 +82,13 @@ async def _http(
     Network errors, timeouts and 5xx responses fail with a retryable error. Other statuses
     are returned as they are, unless `expect_status` is given: then any other status fails,
     without retry (except 408/425/429, which ask to come back later).
+
+    Only public addresses are reached: a host that is, or resolves to, a loopback, private,
+    link-local, multicast or otherwise non-public address is refused (every redirect is
+    checked too), unless the operator lists it in $STEPWEAVE_HTTP_ALLOW (host names like
+    localhost or *.corp.example, addresses or networks like 127.0.0.1 or 10.0.0.0/8,
+    separated by commas). The request goes to the address that was checked. Proxy
+    settings from the environment are not used.
 
     Args:
         url: Absolute http:// or https:// URL.
@@ -89,12 +116,19 @@ async def _http(
         else ({expect_status} if isinstance(expect_status, int) else set(expect_status))
     )
 
+    try:
+        allow = HttpAllowList.from_env()
+    except ValueError as exc:
+        raise ToolError(str(exc), retryable=False) from None
+
     where = f"{method} {url}"
     started = time.monotonic()
     try:
         async with (
             asyncio.timeout(timeout),
-            httpx.AsyncClient(timeout=timeout, follow_redirects=follow_redirects) as client,
+            httpx.AsyncClient(
+                timeout=timeout, follow_redirects=follow_redirects, transport=GuardedTransport(allow)
+            ) as client,
         ):
             request = client.build_request(
                 method,
@@ -116,12 +150,20 @@ async def _http(
                         )
             finally:
                 await response.aclose()
+    except TargetRefused as exc:
+        raise ToolError(f"{where}: {exc}", retryable=False) from None
     except TimeoutError:
         raise ToolError(f"{where}: timed out after {timeout:g}s") from None
     except httpx.TimeoutException as exc:
         raise ToolError(f"{where}: timed out after {timeout:g}s ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
+        if _out_of_files(exc):
+            raise ToolError(f"{where}: {_OUT_OF_FILES_HINT}") from None
         raise ToolError(f"{where}: {type(exc).__name__}: {exc or 'network error'}") from None
+    except OSError as exc:  # loading the CA certificates, before any connection
+        if _out_of_files(exc):
+            raise ToolError(f"{where}: {_OUT_OF_FILES_HINT}") from None
+        raise
     except httpx.HTTPError as exc:  # e.g. too many redirects, a malformed header value
         raise ToolError(f"{where}: {type(exc).__name__}: {exc}", retryable=False) from None
     elapsed = time.monotonic() - started

@@ -1,11 +1,15 @@
-"""Fixtures for the built-in tool tests: a real HTTP server on 127.0.0.1."""
+"""Fixtures for the built-in tool tests: a real HTTP server on 127.0.0.1, which the operator allows."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +20,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     #: Set at teardown so a deliberately slow handler returns.
     release: threading.Event
+    #: Paths of the requests received, in order (to tell that a refused call never arrived).
+    received: list[str]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that gave up (the timeout test) are expected; stay quiet."""
@@ -42,8 +48,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(value).encode(), "application/json; charset=utf-8")
 
     def do_GET(self) -> None:
+        self.server.received.append(self.path)
         url = urlsplit(self.path)
-        if url.path == "/json":
+        if url.path == "/redirect":  # /redirect?to=URL
+            self._send(302, b"", "text/plain", {"Location": parse_qs(url.query)["to"][0]})
+        elif url.path == "/host":
+            self._json(200, {"host": self.headers.get("Host")})
+        elif url.path == "/json":
             self._json(200, {"hello": "world", "query": parse_qs(url.query)})
         elif url.path == "/text":
             self._send(200, "plain text é".encode(), "text/plain; charset=utf-8", {"X-Test": "yes"})
@@ -78,19 +89,60 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Base URL of a threaded HTTP server on 127.0.0.1 (a free port), stopped afterwards."""
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    server = _Server(("127.0.0.1", 0), _Handler)
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the ``http`` tool reach 127.0.0.1, as an operator would with $STEPWEAVE_HTTP_ALLOW."""
+    monkeypatch.setenv("STEPWEAVE_HTTP_ALLOW", "127.0.0.1")
+
+
+@pytest.fixture
+def http_server(allow_loopback: None, loopback_server: _Server) -> str:
+    """Base URL of a threaded HTTP server on 127.0.0.1 (a free port, allowed), stopped afterwards."""
+    host, port = loopback_server.server_address[:2]
+    return f"http://{host!s}:{port}"
+
+
+def _serve(server: _Server) -> Iterator[_Server]:
     server.release = threading.Event()
+    server.received = []
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
     try:
-        yield f"http://{host!s}:{port}"
+        yield server
     finally:
         server.release.set()
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def loopback_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    """A threaded HTTP server on 127.0.0.1 (a free port), stopped afterwards; not allowed by itself."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    yield from _serve(_Server(("127.0.0.1", 0), _Handler))
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for the name "localhost" only.
+
+    The certificate is trusted through $SSL_CERT_FILE, which httpx reads.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl program to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    yield from _serve(server)
