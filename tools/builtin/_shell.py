@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import time
@@ -33,6 +34,10 @@ DEFAULT_ENV_PASSTHROUGH: tuple[str, ...] = (
 )
 #: Default cap on the bytes kept from each of stdout and stderr.
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+
+#: errno values of a start that can work later: out of file descriptors (per process or
+#: system-wide) or of processes (fork's EAGAIN).
+_BACK_PRESSURE = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN})
 
 _CHUNK = 64 * 1024
 #: How long to keep reading after the program exited, for output still in flight from
@@ -248,6 +253,13 @@ async def shell(
     except PermissionError:
         raise ToolError(f"program {argv[0]!r}: permission denied", retryable=False) from None
     except OSError as exc:
+        if exc.errno in _BACK_PRESSURE:
+            # Out of descriptors or processes for now: other tasks finishing frees them.
+            raise ToolError(
+                f"cannot start {argv[0]!r} for now: {exc.strerror} (errno {errno.errorcode[exc.errno]}); "
+                "too many programs or files open at once: lower max_concurrency or raise the limit "
+                "(ulimit -n, ulimit -u)"
+            ) from None
         raise ToolError(f"cannot start {argv[0]!r}: {exc}", retryable=False) from None
 
     out, err = _Capture(max_output_bytes), _Capture(max_output_bytes)
