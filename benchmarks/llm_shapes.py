@@ -140,14 +140,14 @@ def make_tools(shape: Shape) -> tuple[list[Tool], dict[str, int]]:
     """``search`` and ``math`` sleeping the shape's latencies, and a count of calls per key."""
     counts: dict[str, int] = {}
 
-    @tool
+    @tool(read_only=True)
     async def search(query: str) -> str:
         """Search the web; returns the best snippet."""
         counts[query] = counts.get(query, 0) + 1
         await asyncio.sleep(shape.latency[query])
         return f"{query}: 42"
 
-    @tool
+    @tool(read_only=True)
     async def math(problem: str, values: list[str | float]) -> float:
         """Solve a small arithmetic problem over the given values."""
         counts[problem] = counts.get(problem, 0) + 1

@@ -7,17 +7,11 @@ on stderr), 2 bad usage.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.prompt import Confirm
 
 from planners import Workflow, WorkflowFileError, load_workflow
 from tools import ToolRegistry
@@ -26,9 +20,9 @@ from tools.loading import load_tools
 
 from ..console import ProgressView, event_json
 from ..events import Event
-from ..graph import Task
 from ..result import RunResult
 from ..run import Run
+from .approval import Approval, ApprovalPolicy
 
 __all__ = [
     "FlowArgument",
@@ -100,34 +94,13 @@ def parse_sets(values: list[str] | None) -> dict[str, str]:
     return result
 
 
-def make_approver(
-    yes: bool, view: ProgressView | None
-) -> Callable[[Task, Mapping[str, Any]], Awaitable[bool]]:
-    """An approver: ``--yes`` approves all; a terminal asks; anything else refuses."""
-    if yes:
-        # The built-in `approve` tool reads this: --yes approves every gate of this run.
-        os.environ["STEPWEAVE_ASSUME_YES"] = "1"
+def make_approver(yes: bool, view: ProgressView | None, policy: ApprovalPolicy | None = None) -> Approval:
+    """An approver: ``--yes`` approves all; a terminal asks; anything else refuses.
 
-    async def approver(task: Task, args: Mapping[str, Any]) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            err.print(
-                f"step {task.id!r} needs approval and there is no terminal to ask: pass --yes to approve it",
-                highlight=False,
-                soft_wrap=True,
-            )
-            return False
-        if view is not None:
-            view.pause()
-        try:
-            question = f"Step [bold]{task.id}[/] ({task.tool} {json.dumps(args, default=str)}) needs approval. Run it?"
-            return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
-        finally:
-            if view is not None:
-                view.resume()
-
-    return approver
+    ``policy`` widens or narrows that (``ask``: ``--allow TOOL``, read-only calls,
+    ``--allow-env``); see ``orchestrator.cli.approval``.
+    """
+    return Approval(policy or ApprovalPolicy(yes=yes), err, view)
 
 
 async def watch(run: Run, view: ProgressView | None) -> tuple[RunResult, list[Event]]:

@@ -1,10 +1,19 @@
 """``stepweave ask "REQUEST"``: an LLM plans the request, the plan runs as it streams, a
-joiner answers (or replans). ``--plan-only`` prints the plan without running it."""
+joiner answers (or replans). ``--plan-only`` prints the plan without running it.
+
+A plan is untrusted input: the model may follow instructions hidden in a page it fetched
+or a file it read. So the model is offered the read-only built-ins unless told otherwise,
+every call that may change something needs approval (a terminal prompt, ``--allow TOOL``
+or ``--yes``), environment variables reach a program only when named with
+``--allow-env``, and the whole ask has a deadline (``--timeout``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,13 +27,19 @@ from ..export import to_mermaid
 from ..graph import LabelsTarget, Target, Task, TaskGraph
 from ..report import write_html
 from ..run import Orchestrator
-from .common import ToolsOption, err, fail, make_approver, out, registry_for
+from ..terminal_text import escape_control, safe_text
+from .approval import ApprovalPolicy, parse_allowed
+from .common import ToolsOption, err, fail, make_approver, out
 from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
 
 if TYPE_CHECKING:
     from planners.llm import AskResult
+    from tools import ToolRegistry
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_TIMEOUT", "ask_registry", "register"]
+
+#: Seconds an ask may take in all (planning, every step, answering) unless --timeout says.
+DEFAULT_TIMEOUT = 900.0
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +48,55 @@ def register(app: typer.Typer) -> None:
 
 def _describe(task: Task) -> str:
     deps = f"  after {', '.join(sorted(task.dependencies))}" if task.dependencies else ""
-    return f"+ {task.id}: {task.tool}({json.dumps(task.args, default=str, ensure_ascii=False)}){deps}"
+    line = f"+ {task.id}: {task.tool}({json.dumps(task.args, default=str, ensure_ascii=False)}){deps}"
+    return escape_control(line, multiline=False)  # the model wrote it: show, never obey
+
+
+_UNKNOWN_TOOL = re.compile(r"unknown tool '([A-Za-z0-9_.-]+)'")
+
+
+def _hint_not_offered(events: list[Event], registry: ToolRegistry) -> None:
+    """Say so when the model wanted a built-in that ask did not offer (and how to offer it)."""
+    from planners.llm import PlanRejected
+    from tools.builtin import BUILTIN_TOOLS
+
+    builtins = {t.name for t in BUILTIN_TOOLS}
+    wanted = sorted(
+        {
+            name
+            for event in events
+            if isinstance(event, PlanRejected)
+            for problem in event.problems
+            for name in _UNKNOWN_TOOL.findall(problem)
+            if name in builtins and name not in registry
+        }
+    )
+    for name in wanted:
+        err.print(
+            f"note: the model wanted the {name} tool, which ask offers only with --allow {name} "
+            f"(its steps approved), --tools tools.builtin (asked at the terminal) or --yes",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def ask_registry(modules: list[str] | None, allow: frozenset[str], everything: bool) -> ToolRegistry:
+    """The tools offered to the model on this machine.
+
+    The built-ins that have read-only calls (``wait``, ``read_file``, ``http``, ``sql``,
+    ``approve``), every built-in when ``everything`` (``--yes``), the built-ins named in
+    ``allow``, and the tools of the ``--tools`` modules (``--tools tools.builtin``
+    offers every built-in, each call that changes something asked about at the terminal).
+    """
+    from tools import ToolRegistry, load_tools
+    from tools.builtin import BUILTIN_TOOLS
+
+    offered = [t for t in BUILTIN_TOOLS if everything or t.read_only is not False or t.name in allow]
+    try:
+        return load_tools(modules or (), into=ToolRegistry(offered))
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def ask(
@@ -54,7 +117,33 @@ def ask(
     max_concurrency: Annotated[
         int | None, typer.Option("--max-concurrency", min=1, help="Most steps running at once.")
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every approval gate.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Approve every step (and offer the model every built-in tool)."),
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            metavar="TOOL",
+            help="Approve every step of this tool, and offer it to the model if it is a built-in "
+            "(repeatable).",
+        ),
+    ] = None,
+    allow_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-env",
+            metavar="NAME",
+            help="Let a shell step pass this environment variable to its program (repeatable).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0, help="Seconds the whole ask may take; 0 for no limit.", show_default=True
+        ),
+    ] = DEFAULT_TIMEOUT,
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
@@ -66,6 +155,13 @@ def ask(
     ] = None,
 ) -> None:
     """Plan a request with an LLM, run the plan while it streams, and print the answer.
+
+    The model is offered the read-only built-ins (wait, read_file, http, sql), the
+    built-ins named by ``--allow``, every built-in with ``--yes``, and the tools of the
+    ``--tools`` modules. A planned step that may change something (shell, write_file,
+    python, http POST, sql with write, your tools unless declared read-only) runs only
+    when approved: at a terminal you are asked; otherwise ``--allow TOOL`` or ``--yes``
+    approves it, and without them it is refused and ask exits 1.
 
     With ``--broker`` or ``--local-agents`` every planned task runs on a device agent
     (``--on key=value`` picks devices by label), and the model plans with the tools of the
@@ -80,6 +176,7 @@ def ask(
         fail(str(exc), code=2)
     remote = bool(broker or local_agents)
     target: Target = "local"
+    allowed = parse_allowed(allow)
     if remote:
         if not tools:
             fail("--broker/--local-agents need --tools: the modules the device agents offer", code=2)
@@ -91,14 +188,28 @@ def ask(
     elif on:
         fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
     else:
-        registry = registry_for(tools)
+        registry = ask_registry(tools, allowed, everything=yes)
+    unknown = sorted(name for name in allowed if name not in registry)
+    if unknown:
+        known = ", ".join(sorted(t.name for t in registry))
+        fail(f"--allow {unknown[0]}: no such tool here (the model is offered: {known})", code=2)
+    allowed_env = parse_allowed(allow_env)
+    bad_env = sorted(
+        name for name in allowed_env if not name.replace("_", "a").isalnum() or name[0].isdigit()
+    )
+    if bad_env:
+        fail(f"--allow-env {bad_env[0]!r}: not an environment variable name", code=2)
+    policy = ApprovalPolicy(
+        yes=yes, allow_tools=allowed, read_only=registry, allow_env=allowed_env, suggest_allow=True
+    )
     planner = LLMPlanner(config.model, base_url=config.base_url, api_key=config.api_key, target=target)
 
     if plan_only:
+        rejected: list[Event] = []
 
         async def show_plan() -> None:
             tasks: list[Task] = []
-            async for task in planner.plan_stream(request, registry):
+            async for task in planner.plan_stream(request, registry, emit=rejected.append):
                 tasks.append(task)
                 if json_lines:
                     planned = {"id": task.id, "tool": task.tool, "args": task.args}
@@ -107,15 +218,18 @@ def ask(
                 else:
                     out.print(_describe(task), highlight=False, markup=False)
             if not json_lines:
-                out.print(to_mermaid(TaskGraph(tasks, name=request[:80])), highlight=False, markup=False)
+                mermaid = to_mermaid(TaskGraph(tasks, name=request[:80]))
+                out.print(safe_text(mermaid), highlight=False)
 
         try:
             asyncio.run(show_plan())
         except PlannerError as exc:
+            _hint_not_offered(rejected, registry)
             fail(f"the model gave no usable plan: {exc}")
         return
 
     view = None if json_lines else ProgressView(out)
+    approver = make_approver(yes, view, policy)
     events: list[Event] = []
 
     def on_event(event: Event) -> None:
@@ -144,14 +258,18 @@ def ask(
                 # A failed step goes back to the model at once (the joiner may also replan).
                 failure_policy="replan",
                 replanner=planner.replanner,
-                approver=make_approver(yes, view),
+                approver=approver,
                 executors={"device": devices} if devices is not None else None,
             )
-            return await planner.ask(request, orchestrator, on_event=on_event)
+            return await planner.ask(request, orchestrator, on_event=on_event, time_limit=timeout or None)
 
+    started = time.monotonic()
     try:
         result = asyncio.run(execute())
     except PlannerError as exc:
+        _hint_not_offered(events, registry)
+        if timeout and time.monotonic() - started >= timeout:
+            fail(f"ask timed out after {timeout:g}s (--timeout); the run was cancelled")
         fail(f"planning failed: {exc}")
     except DeviceError as exc:
         fail(str(exc))
@@ -177,12 +295,16 @@ def ask(
     if json_lines:
         summary: dict[str, Any] = {"event": "answer", **result.to_dict()}
         print(json.dumps(summary, default=str), flush=True)
-        return
-    if result.run_result.tasks:
-        out.print(summary_table(result.run_result))
-    err.print(
-        f"{len(usage.calls)} model call(s), {usage.prompt_tokens}+{usage.completion_tokens} tokens, "
-        f"{result.replans} replan(s), {result.duration:.2f}s",
-        highlight=False,
-    )
-    out.print(result.answer, highlight=False, markup=False)
+    else:
+        if result.run_result.tasks:
+            out.print(summary_table(result.run_result))
+        err.print(
+            f"{len(usage.calls)} model call(s), {usage.prompt_tokens}+{usage.completion_tokens} tokens, "
+            f"{result.replans} replan(s), {result.duration:.2f}s",
+            highlight=False,
+        )
+        # The model wrote the answer (perhaps from a page it fetched): show it, never obey it.
+        out.print(safe_text(result.answer), highlight=False)
+    _hint_not_offered(events, registry)
+    if approver.refused:
+        fail(f"{len(approver.refused)} step(s) were not approved, so the request was not carried out in full")

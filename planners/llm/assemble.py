@@ -9,6 +9,13 @@ is a dangling reference or a cycle, and is reported as such.
 The assembler outlives one model answer: across repairs and replans it remembers what
 was already dispatched, so a repaired plan that repeats a started task does not run it
 twice.
+
+A plan is untrusted input (the model may follow instructions hidden in a fetched page or
+a file). With ``gate`` on, every task that may change something is marked
+``needs_approval``, so the run's approver decides before it starts: the tasks whose tool
+is not declared read-only for the planned arguments. Arguments that still hold
+expressions are only known when the task starts, so their task is gated unless the tool is
+read-only whatever its arguments; the approver sees the rendered values.
 """
 
 from __future__ import annotations
@@ -63,9 +70,11 @@ class PlanAssembler:
         existing: Mapping[str, Task] | None = None,
         unusable: Mapping[str, str] | None = None,
         target: Target = "local",
+        gate: bool = False,
     ) -> None:
         self._tools = tools
         self._target = target
+        self._gate = gate
         self._existing = dict(existing or {})
         self._unusable = dict(unusable or {})
         self.dispatched: dict[str, Task] = {}
@@ -113,13 +122,15 @@ class PlanAssembler:
             return None
         where = f"task {planned.id!r}"
         previous = self.dispatched.get(planned.id) or self._existing.get(planned.id)
+        args = self._clean_args(planned.tool, translate_references(planned.args))
         try:
             task = Task(
                 id=planned.id,
                 tool=planned.tool,
-                args=self._clean_args(planned.tool, translate_references(planned.args)),
+                args=args,
                 deps=tuple(planned.deps),
                 target=self._target,
+                needs_approval=self._needs_approval(planned.tool, args),
             )
             dependencies = task.dependencies  # compiles the expressions
         except (ValidationError, ExpressionError) as exc:
@@ -154,6 +165,17 @@ class PlanAssembler:
         # Dependencies are checked later (they may still arrive); the rest by the engine's rules.
         problems += TaskGraph([task]).problems(self._tools, known=dependencies | self.known)
         return problems
+
+    def _needs_approval(self, tool_name: str, args: dict[str, Any]) -> bool | None:
+        """``True`` when the task must be approved; ``None`` leaves it to the tool's own policy."""
+        if not self._gate or tool_name not in self._tools:
+            return None
+        tool = self._tools.get(tool_name)
+        if tool.read_only is True:
+            return None
+        if not _has_expression(args) and tool.is_read_only(args):
+            return None
+        return True
 
     def _clean_args(self, tool_name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Drop nulls for optional arguments: strict schemas make the model send them."""
@@ -208,6 +230,17 @@ class PlanAssembler:
                     self.problems.append(f"task {task.id!r} uses {dep!r}, {why}")
             self._held = {}
         return self.problems
+
+
+def _has_expression(value: Any) -> bool:
+    """Whether ``value`` holds a ``${{ … }}`` anywhere (its final value is known only at run time)."""
+    if isinstance(value, str):
+        return "${{" in value or "${%" in value
+    if isinstance(value, Mapping):
+        return any(_has_expression(k) or _has_expression(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_expression(item) for item in value)
+    return False
 
 
 def _same(a: Task, b: Task) -> bool:

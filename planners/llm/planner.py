@@ -87,6 +87,10 @@ class LLMPlanner:
             selector (the model plans what to do; the caller decides where).
         max_plan_bytes, max_plan_tasks: caps on one plan (or replan) answer; beyond one,
             planning stops with a ``PlannerError`` naming it.
+        require_approval: a plan is untrusted input, so a planned task that may change
+            something (its tool is not declared read-only for its arguments) is marked
+            ``needs_approval`` and the Orchestrator's ``approver`` decides whether it runs
+            (without one, it fails). ``False`` runs plans as the model wrote them.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class LLMPlanner:
         target: Target = "local",
         max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
         max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS,
+        require_approval: bool = True,
     ) -> None:
         if api_retries < 0:
             raise ValueError(f"api_retries must be >= 0, got {api_retries}")
@@ -138,6 +143,7 @@ class LLMPlanner:
             target=target,
             max_plan_bytes=max_plan_bytes,
             max_plan_tasks=max_plan_tasks,
+            require_approval=require_approval,
         )
         forced = None if response_format == "auto" else FormatMode(response_format)
         self._caller = ChatCaller(
@@ -202,7 +208,7 @@ class LLMPlanner:
         call = PlanCall(
             self._caller,
             JsonRequest("plan", self._plan_messages(tools, request), "plan", plan_schema(tools)),
-            PlanAssembler(tools, target=self.settings.target),
+            PlanAssembler(tools, target=self.settings.target, gate=self.settings.require_approval),
             run_id=run_id,
             emit=emit or _ignore,
             max_repairs=self.settings.max_repairs,

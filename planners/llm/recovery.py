@@ -78,7 +78,13 @@ class Recovery:
         call = PlanCall(
             self._caller,
             JsonRequest("replan", messages, "plan", plan_schema(tools)),
-            PlanAssembler(tools, existing=existing, unusable=unusable, target=self.settings.target),
+            PlanAssembler(
+                tools,
+                existing=existing,
+                unusable=unusable,
+                target=self.settings.target,
+                gate=self.settings.require_approval,
+            ),
             run_id=request.run_id,
             emit=session.emit if session is not None else _ignore,
             max_repairs=self.settings.max_repairs,

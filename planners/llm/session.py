@@ -83,7 +83,9 @@ class AskSession:
         try:
             messages = plan_messages(self.tools, self.request, instructions=self.settings.instructions)
             async for task in self._plan(
-                "plan", messages, PlanAssembler(self.tools, target=self.settings.target)
+                "plan",
+                messages,
+                PlanAssembler(self.tools, target=self.settings.target, gate=self.settings.require_approval),
             ):
                 yield task
             while True:
@@ -150,6 +152,7 @@ class AskSession:
             existing=existing,
             unusable=unusable_outcomes(self.outcomes),
             target=self.settings.target,
+            gate=self.settings.require_approval,
         )
         async for task in self._plan("replan", messages, assembler, reason=reason):
             yield task

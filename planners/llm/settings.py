@@ -31,6 +31,8 @@ class PlannerSettings:
     #: Caps on one model answer holding a plan (a plan is untrusted, unbounded input).
     max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES
     max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS
+    #: Mark planned tasks that may change something ``needs_approval`` (plans are untrusted).
+    require_approval: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_repairs", "max_replans"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,10 @@ async def test_plan_only_prints_the_plan_and_runs_nothing(tmp_path: Path) -> Non
     plan = [{"id": "t1", "tool": "write_file", "args": {"path": str(target), "content": "x"}}]
     async with OpenAITestServer() as server:
         server.queue(ScriptedReply.plan(plan))
-        code, stdout, stderr = await ask("Write a file", "--plan-only", env=server_env(server))
+        # --tools tools.builtin offers every built-in (write_file is not offered by default).
+        code, stdout, stderr = await ask(
+            "Write a file", "--plan-only", "--tools", "tools.builtin", env=server_env(server)
+        )
     assert code == 0, stderr
     assert "+ t1: write_file" in stdout and "flowchart TD" in stdout
     assert not target.exists()
@@ -106,7 +111,7 @@ async def test_with_local_agents_every_planned_task_runs_on_a_device() -> None:
         server.queue(ScriptedReply.plan(plan), ScriptedReply.finish("disk and uptime are fine"))
         code, stdout, stderr = await ask(
             "Is the lab healthy?", "--tools", "examples/devices/device_tools.py",
-            "--local-agents", "2", "--local-label", "site=lab", "--on", "site=lab", "--json",
+            "--allow", "health_check", "--local-agents", "2", "--local-label", "site=lab", "--on", "site=lab", "--json",
             env=server_env(server),
         )  # fmt: skip
         plan_request = server.completions[0].body
@@ -124,3 +129,155 @@ async def test_on_without_devices_is_a_usage_error() -> None:
     async with OpenAITestServer() as server:
         code, _, stderr = await ask("x", "--on", "site=lab", env=server_env(server))
     assert code == 2 and "--broker" in stderr
+
+
+# -- a plan is untrusted input (security review, findings 2 and 18) ---------------------------
+
+
+def side_effect_plan(work: Path) -> list[dict[str, Any]]:
+    """The review's p_rm.json: a shell command, a file write and a SQL write."""
+    return [
+        {"id": "t1", "tool": "shell", "args": {"argv": ["touch", str(work / "PWNED_BY_PLAN")]}},
+        {"id": "t2", "tool": "write_file", "args": {"path": "pwned.txt", "content": "written by model"}},
+        {
+            "id": "t3",
+            "tool": "sql",
+            "args": {
+                "path": str(work / "model.db"),
+                "query": "CREATE TABLE pwn(x)",
+                "write": True,
+                "create": True,
+            },
+        },
+    ]
+
+
+def names(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+def finishing_server() -> OpenAITestServer:
+    """A model that, once its script is used up, answers every call with a finish."""
+    return OpenAITestServer(responder=lambda record: ScriptedReply.finish("nothing more to do"))
+
+
+def files_env(server: OpenAITestServer, root: Path) -> dict[str, str]:
+    return {**server_env(server), "STEPWEAVE_FILE_ROOT": str(root)}
+
+
+async def test_a_planned_side_effect_without_a_terminal_is_refused(tmp_path: Path) -> None:
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(side_effect_plan(tmp_path)))
+        # Every built-in offered: refusal comes from approval, not from the tool set.
+        code, _, stderr = await ask("Do it", "--tools", "tools.builtin", env=files_env(server, tmp_path))
+    assert code == 1
+    assert names(tmp_path) == set()  # nothing created
+    assert "step 't1' (shell) needs approval and there is no terminal to ask: pass --allow shell" in stderr
+    assert "step 't2' (write_file)" in stderr and "step 't3' (sql)" in stderr
+    assert "3 step(s) were not approved" in stderr
+
+
+async def test_the_default_tool_set_offers_only_read_only_built_ins(tmp_path: Path) -> None:
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(side_effect_plan(tmp_path)))
+        code, _, stderr = await ask("Do it", env=files_env(server, tmp_path))
+        offered = json.dumps(server.completions[0].body)
+    assert code == 1 and names(tmp_path) == set()
+    for name in ("wait", "read_file", "http", "sql"):
+        assert f'"{name}"' in offered
+    for name in ("shell", "write_file", "python"):
+        assert f'"{name}"' not in offered
+    assert "the model wanted the shell tool, which ask offers only with --allow shell" in stderr
+
+
+async def test_allow_approves_that_tool_only(tmp_path: Path) -> None:
+    plan = [step for step in side_effect_plan(tmp_path) if step["tool"] != "write_file"]
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(plan))
+        code, _, stderr = await ask("Do it", "--allow", "shell", env=files_env(server, tmp_path))
+    assert (tmp_path / "PWNED_BY_PLAN").exists()  # shell was allowed
+    assert not (tmp_path / "model.db").exists()  # the sql write was not
+    assert code == 1 and "step 't3' (sql) needs approval" in stderr
+
+
+async def test_yes_approves_every_step(tmp_path: Path) -> None:
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(side_effect_plan(tmp_path)))
+        code, _, stderr = await ask("Do it", "--yes", env=files_env(server, tmp_path))
+    assert code == 0, stderr
+    assert {"PWNED_BY_PLAN", "pwned.txt", "model.db"} <= names(tmp_path)
+
+
+async def test_environment_variables_reach_a_program_only_when_allowed(tmp_path: Path) -> None:
+    # The review's p_env.json: the plan asks shell to pass the API key through, to print it.
+    canary = "sk-canary-3f9a1c"
+    plan = [
+        {
+            "id": "t1",
+            "tool": "shell",
+            "args": {"argv": ["printenv", "OPENAI_API_KEY"], "env": ["OPENAI_API_KEY"]},
+        }
+    ]
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(plan))
+        env = {**files_env(server, tmp_path), "OPENAI_API_KEY": canary}
+        code, stdout, stderr = await ask("Print the key", "--yes", "--json", env=env)
+        sent_to_model = json.dumps([record.body for record in server.completions])
+    assert code == 1
+    assert "would pass the environment variable(s) OPENAI_API_KEY" in stderr
+    assert "--allow-env OPENAI_API_KEY" in stderr
+    assert canary not in sent_to_model and canary not in stdout
+
+    async with finishing_server() as server:
+        server.queue(ScriptedReply.plan(plan))
+        env = {**files_env(server, tmp_path), "OPENAI_API_KEY": canary}
+        code, stdout, stderr = await ask(
+            "Print the key", "--allow-env", "OPENAI_API_KEY", "--yes", "--json", env=env
+        )
+        sent_to_model = json.dumps([record.body for record in server.completions])
+    assert code == 0, stderr
+    assert canary in sent_to_model  # the operator allowed it: it got through
+
+
+async def test_read_only_plans_run_without_asking(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("disk is fine")
+    with contextlib.closing(sqlite3.connect(tmp_path / "state.db")) as db:
+        db.execute("CREATE TABLE jobs(name)")
+        db.commit()
+    async with OpenAITestServer() as server:
+        plan = [
+            {"id": "t1", "tool": "wait", "args": {"seconds": 0}},
+            {"id": "t2", "tool": "read_file", "args": {"path": "notes.txt"}},
+            {"id": "t3", "tool": "http", "args": {"url": f"{server.base_url}/models"}},
+            {
+                "id": "t4",
+                "tool": "sql",
+                "args": {"path": str(tmp_path / "state.db"), "query": "SELECT count(*) FROM jobs"},
+            },
+        ]
+        server.queue(ScriptedReply.plan(plan), ScriptedReply.finish("all read"))
+        env = {**files_env(server, tmp_path), "STEPWEAVE_HTTP_ALLOW": "127.0.0.1"}
+        code, stdout, stderr = await ask("Read things", "--json", env=env)
+    assert code == 0, stderr
+    ended = {
+        e["task_id"]: e["status"] for e in map(json.loads, stdout.splitlines()) if e["event"] == "task_ended"
+    }
+    assert ended == {"t1": "succeeded", "t2": "succeeded", "t3": "succeeded", "t4": "succeeded"}
+    assert "needs approval" not in stderr
+
+
+async def test_timeout_ends_an_ask_that_would_wait_forever() -> None:
+    # The review's p_wait.json: `wait 1e9` hung ask for good.
+    async with OpenAITestServer() as server:
+        server.queue(ScriptedReply.plan([{"id": "t1", "tool": "wait", "args": {"seconds": 1e9}}]))
+        started = time.monotonic()
+        code, _, stderr = await ask("Wait", "--timeout", "1", env=server_env(server))
+    assert code == 1
+    assert "ask timed out after 1s (--timeout); the run was cancelled" in stderr
+    assert time.monotonic() - started < 30
+
+
+async def test_allow_names_a_tool_that_exists() -> None:
+    async with OpenAITestServer() as server:
+        code, _, stderr = await ask("x", "--allow", "shel", env=server_env(server))
+    assert code == 2 and "--allow shel: no such tool" in stderr

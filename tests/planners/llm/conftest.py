@@ -45,9 +45,13 @@ def calls() -> Calls:
 
 @pytest.fixture
 def toolset(calls: Calls) -> list[Tool]:
-    """search (async), add (sync), count_words, and broken (always fails, permanently)."""
+    """search (async), add (sync), count_words, and broken (always fails, permanently).
 
-    @tool
+    All read-only, as declared: planned calls of them run without approval (see
+    test_approval.py for tools that change things).
+    """
+
+    @tool(read_only=True)
     async def search(query: str) -> str:
         """Search the web and return the best snippet.
 
@@ -58,7 +62,7 @@ def toolset(calls: Calls) -> list[Tool]:
         await asyncio.sleep(0.01)
         return f"snippet about {query}"
 
-    @tool
+    @tool(read_only=True)
     def add(a: float, b: float) -> float:
         """Add two numbers.
 
@@ -69,13 +73,13 @@ def toolset(calls: Calls) -> list[Tool]:
         calls.record("add", a=a, b=b)
         return a + b
 
-    @tool
+    @tool(read_only=True)
     def count_words(text: str) -> int:
         """Count the words in a text."""
         calls.record("count_words", text=text)
         return len(text.split())
 
-    @tool(retries=0)
+    @tool(retries=0, read_only=True)
     async def broken(query: str) -> str:
         """A search mirror that is down (it takes a moment to say so)."""
         calls.record("broken", query=query)

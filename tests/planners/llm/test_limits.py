@@ -91,7 +91,7 @@ async def test_a_plan_over_the_task_limit_ends_planning_naming_the_limit(
 async def test_time_limit_cancels_the_whole_ask(server: OpenAITestServer, planner: LLMPlanner) -> None:
     cancelled = asyncio.Event()
 
-    @tool
+    @tool(read_only=True)
     async def nap(seconds: float) -> str:
         """Sleep."""
         try:
