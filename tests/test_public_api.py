@@ -30,10 +30,10 @@ EXPECTED = {
     },
     "orchestrator.devices": {
         "AgentProcess", "BrokerConnectionError", "BrokerKind", "BrokerSettings", "DeviceAgent",
-        "DeviceExecutor", "DeviceInfo", "DeviceUnavailable", "LocalBroker", "LocalFleet",
+        "DeviceExecutor", "DeviceInfo", "DeviceTrust", "DeviceUnavailable", "LocalBroker", "LocalFleet",
         "MessageRejected", "RemoteTaskError", "Topics", "current_device", "find_mosquitto",
         "load_tools", "mosquitto_acl", "mosquitto_config", "mosquitto_password_line", "parse_labels",
-        "run_agent", "run_broker", "spawn_agent", "write_password_file",
+        "redact_url", "run_agent", "run_broker", "spawn_agent", "write_password_file",
     },
 }  # fmt: skip
 

@@ -22,7 +22,8 @@ from .loading import load_tools
 from .protocol import Topics
 from .registry import DeviceInfo
 from .security import mosquitto_acl, mosquitto_password_line, write_password_file
-from .settings import BrokerSettings
+from .settings import BrokerSettings, redact_url
+from .trust import DeviceTrust
 
 __all__ = [
     "AgentProcess",
@@ -32,6 +33,7 @@ __all__ = [
     "DeviceAgent",
     "DeviceExecutor",
     "DeviceInfo",
+    "DeviceTrust",
     "DeviceUnavailable",
     "LocalBroker",
     "LocalFleet",
@@ -45,6 +47,7 @@ __all__ = [
     "mosquitto_config",
     "mosquitto_password_line",
     "parse_labels",
+    "redact_url",
     "run_agent",
     "run_broker",
     "spawn_agent",

@@ -32,6 +32,8 @@ class Placement:
     excluded: set[str] = field(default_factory=set)
     #: "device reason" for each earlier attempt, for the final error message.
     history: list[str] = field(default_factory=list)
+    #: The task may not move once delivered (not idempotent): prefer proven devices.
+    careful: bool = False
 
     def fits(self, device: _Device) -> bool:
         return device.device_id not in self.excluded and device.fits(self.tool, self.digest, self.target)
@@ -67,12 +69,17 @@ class Assigner:
     async def acquire(self, placement: Placement) -> _Device:
         """A device with a slot reserved for the task; waits for one, or ``DeviceUnavailable``."""
         loop = asyncio.get_running_loop()
-        registry = self._registry
         missing_since: float | None = None
+        # A careful task waits up to device_wait for a proven device; then (a fleet of
+        # agents too old to answer pings, say) any device that fits will do.
+        careful_until = loop.time() + self._device_wait if placement.careful else None
         while True:
             if self._closed:
                 raise DeviceUnavailable("the device executor was closed")
-            device = registry.select(placement.tool, placement.digest, placement.target, placement.excluded)
+            if careful_until is not None and loop.time() >= careful_until:
+                placement.careful = False
+                careful_until = None
+            device = self._select(placement)
             if device is not None:
                 _reserve(device)
                 return device
@@ -84,6 +91,9 @@ class Assigner:
                     raise DeviceUnavailable(self.explain(placement))
             else:
                 missing_since = None
+            if careful_until is not None:
+                left = careful_until - loop.time()
+                timeout = left if timeout is None else min(timeout, left)
             waiter = _Waiter(placement, loop.create_future())
             self._waiters[waiter] = None
             try:
@@ -120,6 +130,11 @@ class Assigner:
             f"target {describe_target(placement.target)}): {why}{earlier}"
         )
 
+    def _select(self, placement: Placement) -> _Device | None:
+        return self._registry.select(
+            placement.tool, placement.digest, placement.target, placement.excluded, careful=placement.careful
+        )
+
     def _any_fits(self, placement: Placement) -> bool:
         return self._registry.has_candidates(
             placement.tool, placement.digest, placement.target, placement.excluded
@@ -129,7 +144,6 @@ class Assigner:
         """Give free slots to waiters in order: ``device``'s only, or (``None``) anyone's."""
         if not self._waiters:
             return
-        registry = self._registry
         for waiter in list(self._waiters):
             if waiter.future.done():
                 continue
@@ -140,11 +154,11 @@ class Assigner:
                     return
                 if not placement.fits(device):
                     continue
+                if placement.careful and not device.proven:
+                    continue  # it waits for a proven device (for device_wait at most)
                 chosen = device
             else:
-                chosen = registry.select(
-                    placement.tool, placement.digest, placement.target, placement.excluded
-                )
+                chosen = self._select(placement)
                 if chosen is None:
                     if not self._any_fits(placement):
                         del self._waiters[waiter]

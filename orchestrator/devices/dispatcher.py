@@ -14,6 +14,14 @@ request; and waits for the outcome. Nothing relies on broker sessions:
 - liveness is ours: heartbeats with a deadline, plus the last will;
 - a device lost while it holds a task → the task goes to another capable device with
   the same task key and the attempt incremented, or fails with ``DeviceUnavailable``;
+  a task that may not move (not idempotent) waits ``lost_grace`` for the device to come
+  back or its result to arrive, because silence may be our own inbox being flooded;
+- a device that never acknowledges a request is avoided for a while; the request moves
+  on if it may (idempotent), or if the device itself says it never received it (see
+  ``_probe``); a non-idempotent task goes to proven devices first;
+- each device gets a message budget (``max_device_rate``): a flood from one device is
+  dropped before it is parsed or logged, and cannot starve the others;
+- ``trust`` pins which devices are used and which labels are believed;
 - a result counts only from the device the task is assigned to, for the current attempt,
   echoing the request's random nonce: anything else is dropped and logged;
 - when ``execute()`` is cancelled (run cancelled, step timed out) the device is told.
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Collection
 from types import TracebackType
 from typing import Any, TypeVar
@@ -58,6 +67,7 @@ from .protocol import (
 )
 from .registry import DeviceInfo, DeviceRegistry, _Device
 from .settings import BrokerSettings
+from .trust import DeviceTrust
 
 __all__ = ["DeviceExecutor"]
 
@@ -68,15 +78,46 @@ _log = logging.getLogger("stepweave.devices.dispatcher")
 
 #: Heartbeats in a row that must omit an acknowledged task before we ask again.
 _MISSES_BEFORE_RESEND = 2
+#: Rejected messages logged per device and rate window; the rest are only counted.
+_COMPLAINTS_PER_WINDOW = 10
 
 
 class _Lost:
-    """The assigned device can no longer deliver this attempt: try another."""
+    """The assigned device can no longer deliver this attempt: try another.
 
-    __slots__ = ("reason",)
+    ``undelivered``: the device itself said it never received the request, so even a task
+    that may not run twice can move.
+    """
 
-    def __init__(self, reason: str) -> None:
+    __slots__ = ("reason", "undelivered")
+
+    def __init__(self, reason: str, *, undelivered: bool = False) -> None:
         self.reason = reason
+        self.undelivered = undelivered
+
+
+class _Budget:
+    """A token bucket: ``rate`` messages a second, bursts up to ``burst``."""
+
+    __slots__ = ("complaints", "complaints_since", "dropped", "last", "logged", "tokens")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.last = now
+        self.dropped = 0
+        self.logged = -1e9
+        #: Rejected messages logged in the window that began at ``complaints_since``.
+        self.complaints = 0
+        self.complaints_since = now
+
+    def take(self, rate: float, burst: float, now: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.last) * rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        self.dropped += 1
+        return False
 
 
 _Outcome = Result | TaskFailure | _Lost
@@ -96,17 +137,19 @@ class _Job:
         "key",
         "misses",
         "nonce",
+        "orphan_timer",
         "outcome",
         "payload",
         "placement",
+        "probe",
         "sent_at",
         "unacknowledged",
     )
 
-    def __init__(self, key: str, call: ToolCall, digest: str, deadline: float) -> None:
+    def __init__(self, key: str, call: ToolCall, digest: str, deadline: float, *, careful: bool) -> None:
         self.key = key
         self.call = call
-        self.placement = Placement(call.task.id, call.task.tool, digest, call.task.target)
+        self.placement = Placement(call.task.id, call.task.tool, digest, call.task.target, careful=careful)
         self.deadline = deadline
         self.device: _Device | None = None
         self.attempt = 0
@@ -120,6 +163,10 @@ class _Job:
         self.misses = 0
         self.sent_at = 0.0
         self.ack_timer: asyncio.TimerHandle | None = None
+        #: The id of the ping asking the device whether it ever received this request.
+        self.probe = ""
+        #: Its device was lost but the task may not move: how long we still wait for it.
+        self.orphan_timer: asyncio.TimerHandle | None = None
 
     @property
     def waiting(self) -> bool:
@@ -129,6 +176,11 @@ class _Job:
         if self.ack_timer is not None:
             self.ack_timer.cancel()
             self.ack_timer = None
+
+    def stop_orphan_timer(self) -> None:
+        if self.orphan_timer is not None:
+            self.orphan_timer.cancel()
+            self.orphan_timer = None
 
 
 class DeviceExecutor:
@@ -149,6 +201,13 @@ class DeviceExecutor:
             ``DeviceUnavailable`` (a full device is waited for as long as the task may run).
         default_deadline: a request's deadline when neither task nor tool sets a timeout.
         max_payload: largest message sent or accepted, in bytes.
+        trust: which devices to use and which labels to believe (``DeviceTrust``);
+            everything by default.
+        max_device_concurrency: most of our tasks on one device, whatever it claims.
+        max_device_rate: messages a second one device may send us (bursts of twice as
+            many); the excess is dropped unread and logged once per ``rate_window``.
+        lost_grace: seconds a task that may not move keeps waiting for a device that went
+            silent or lost its connection (default: three heartbeat-silence limits, >= 5 s).
     """
 
     def __init__(
@@ -163,6 +222,11 @@ class DeviceExecutor:
         device_wait: float = 5.0,
         default_deadline: float = 3600.0,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        trust: DeviceTrust | None = None,
+        max_device_concurrency: int = 16,
+        max_device_rate: float = 200.0,
+        rate_window: float = 10.0,
+        lost_grace: float | None = None,
         keepalive: int = 10,
         connect_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.1, 5.0),
@@ -179,11 +243,29 @@ class DeviceExecutor:
         self._keepalive = keepalive
         self._connect_timeout = connect_timeout
         self._backoff = backoff
+        self.trust = trust or DeviceTrust()
+        self._heartbeat_misses = heartbeat_misses
+        self._rate = max_device_rate
+        self._burst = 2 * max_device_rate
+        self._rate_window = rate_window
+        self._budgets: dict[str, _Budget] = {}
+        self._lost_grace = lost_grace
+        #: Device ids ignored because of ``trust`` (logged once each).
+        self._ignored: set[str] = set()
+        #: Devices whose heartbeat topic we subscribed to; those muted for flooding.
+        self._followed: set[str] = set()
+        self._muted: dict[str, asyncio.TimerHandle] = {}
+        #: Pings awaiting their echo: id → (device id, task key probed or "").
+        self._pings: dict[str, tuple[str, str]] = {}
+        self._ping_seq = 0
         self._registry = registry = DeviceRegistry(
             on_lost=self._device_lost,
-            on_alive=lambda device: self._changed(),
+            on_alive=self._device_alive,
             ping=self._ping,
             heartbeat_misses=heartbeat_misses,
+            backlog=lambda: self._link.backlog if self._link is not None else 0,
+            trust=self.trust,
+            max_device_concurrency=max_device_concurrency,
         )
         self._assigner = Assigner(registry, device_wait=device_wait)
         self._results_prefix = self.topics.results(self.orchestrator_id, "")
@@ -222,9 +304,11 @@ class DeviceExecutor:
             self.settings,
             client_id=f"stepweave-{self.orchestrator_id}",
             on_message=self._route,
+            # Heartbeats are subscribed per device once its status is accepted (``_follow``):
+            # a client that never announced itself, or is not trusted, or floods, costs
+            # us nothing, because the broker does not send us its messages at all.
             subscriptions=[
                 (topics.all_status(), 1),
-                (topics.all_heartbeats(), 0),
                 (topics.all_results(self.orchestrator_id), 1),
             ],
             on_connect=self._connected,
@@ -238,6 +322,10 @@ class DeviceExecutor:
 
     async def _close(self) -> None:
         self._closed = True
+        for timer in self._muted.values():
+            timer.cancel()
+        self._muted.clear()
+        self._followed.clear()
         for job in self._jobs.values():
             if job.outcome is not None and not job.outcome.done():
                 job.outcome.set_result(_Lost("the device executor was closed"))
@@ -264,6 +352,16 @@ class DeviceExecutor:
     def devices(self) -> dict[str, DeviceInfo]:
         """Every device this executor knows of, alive or not, by id."""
         return {device.device_id: device.info() for device in self._registry}
+
+    def announced_read_only(self, tool: str) -> bool:
+        """Whether every alive device that offers ``tool`` announces it read-only (and one does).
+
+        For an approval policy: a call that may land on any of them is read-only only if
+        all of them say so. It is the devices' own claim (``Tool.read_only is True`` in
+        their tools module), as far as ``trust`` lets them be used at all.
+        """
+        offering = [d for d in self._registry if d.alive and tool in d.capabilities]
+        return bool(offering) and all(d.capabilities[tool].read_only for d in offering)
 
     async def wait_for_devices(
         self, count: int = 1, *, ids: Collection[str] = (), within: float = 10.0
@@ -297,7 +395,7 @@ class DeviceExecutor:
         if key in self._jobs:
             raise RuntimeError(f"task key {key!r} is already being executed")
         budget = call.task.timeout or call.tool.timeout or self._default_deadline
-        job = _Job(key, call, self._digest(call.tool), loop.time() + budget)
+        job = _Job(key, call, self._digest(call.tool), loop.time() + budget, careful=not self._may_move(call))
         self._jobs[key] = job
         try:
             while True:
@@ -313,7 +411,12 @@ class DeviceExecutor:
                         retryable=outcome.retryable,
                     )
                 reason = outcome.reason if isinstance(outcome, _Lost) else outcome.message
-                if isinstance(outcome, _Lost) and job.delivered and not self._may_move(call):
+                if (
+                    isinstance(outcome, _Lost)
+                    and job.delivered
+                    and not outcome.undelivered
+                    and not self._may_move(call)
+                ):
                     error = DeviceUnavailable(
                         f"task {call.task.id!r} is not idempotent, so it was not moved to another device "
                         f"after {device.device_id} {reason}: it may have run there, in part or in full"
@@ -393,6 +496,8 @@ class DeviceExecutor:
             raise
         finally:
             job.stop_ack_timer()
+            job.stop_orphan_timer()
+            job.probe = ""
             job.device = None
             device.jobs.discard(job.key)
             self._assigner.release(device)
@@ -424,15 +529,42 @@ class DeviceExecutor:
         # is the heartbeat deadline's business, not the acknowledgement's.
         if device.heard > job.sent_at:
             job.unacknowledged += 1
-        if job.unacknowledged >= self._max_unacknowledged:
+        if job.unacknowledged >= self._max_unacknowledged or job.probe:
+            reason = f"did not acknowledge the request ({job.unacknowledged} sends) although it is alive"
             assert job.outcome is not None
-            job.outcome.set_result(
-                _Lost(f"did not acknowledge the request ({job.unacknowledged} sends) although it is alive")
-            )
+            if job.probe:  # nor did it answer whether it received it
+                job.outcome.set_result(_Lost(reason))
+                return
+            self._strike(device, f"left task {job.key} unacknowledged")
+            if self._may_move(job.call):
+                job.outcome.set_result(_Lost(reason))
+            else:
+                self._probe(job, device, attempt)
             return
         _log.info("task %s: no acknowledgement from %s yet; re-sending", job.key, device.device_id)
         self._ping(device.device_id)
         self._spawn(self._send(job))
+
+    def _probe(self, job: _Job, device: _Device, attempt: int) -> None:
+        """Ask ``device`` whether it ever received ``job``'s request, before giving up on it.
+
+        A task that may not run twice must not move once the device may have started it.
+        The ping goes out after every send of the request was acknowledged by the broker,
+        and the broker delivers one client's messages to another in order, so an agent
+        (protocol 1.1) that answers "never received" cannot receive it later either: then,
+        and only then, the task moves. We trust that answer exactly as far as we trust the
+        same device's results. No answer (an older agent, or a device that ignores pings)
+        means it may have the request: the task fails as before, after one more wait.
+        """
+        job.probe = self._ping(device.device_id, keys=[job.key])
+        job.ack_timer = asyncio.get_running_loop().call_later(
+            2 * self._ack_timeout, self._ack_overdue, job, attempt
+        )
+
+    def _strike(self, device: _Device, reason: str) -> None:
+        pause = self._registry.strike(device, reason)
+        # Waiters skip a quarantined device: reconsider them when the quarantine ends.
+        asyncio.get_running_loop().call_later(pause, self._changed)
 
     async def _cancel_remote(self, device: _Device, key: str) -> None:
         link = self._link
@@ -441,9 +573,18 @@ class DeviceExecutor:
         message = Cancel(key=key, reason="the orchestrator stopped waiting (step timed out or run cancelled)")
         await link.publish(self.topics.control(device.device_id), encode(message), qos=1)
 
-    def _ping(self, device_id: str) -> None:
+    def _ping(self, device_id: str, keys: Collection[str] = ()) -> str:
+        """Ask ``device_id`` for a heartbeat now; return the ping's id (its echo proves it answers)."""
+        self._ping_seq += 1
+        ping_id = f"{self._ping_seq}"
+        self._pings[ping_id] = (device_id, next(iter(keys), ""))
+        while len(self._pings) > 4096:  # unanswered ones: keep the newest
+            del self._pings[next(iter(self._pings))]
         if self._link is not None and self._link.connected:
-            self._spawn(self._link.publish(self.topics.control(device_id), encode(Ping()), qos=0))
+            # QoS 1, like the request it may follow: the probe relies on their order.
+            message = encode(Ping(id=ping_id, keys=list(keys)))
+            self._spawn(self._link.publish(self.topics.control(device_id), message, qos=1))
+        return ping_id
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -471,39 +612,152 @@ class DeviceExecutor:
         for job in self._jobs.values():
             job.stop_ack_timer()
 
-    def _device_lost(self, device: _Device, reason: str) -> None:
+    def _device_alive(self, device: _Device) -> None:
+        if not device.proven:
+            self._ping(device.device_id)  # an echo proves it answers: its window opens
+        for key in device.jobs:  # back within the grace: keep waiting for its result
+            job = self._jobs.get(key)
+            if job is not None:
+                job.stop_orphan_timer()
+        self._changed()
+
+    def _device_lost(self, device: _Device, reason: str, final: bool) -> None:
+        grace = self._lost_grace
+        if grace is None:
+            grace = max(3 * self._registry.silence_limit(device), 5.0)
         for key in list(device.jobs):
             job = self._jobs.get(key)
-            if job is not None and job.outcome is not None and not job.outcome.done():
+            if job is None or job.outcome is None or job.outcome.done():
+                continue
+            if final or not job.delivered or self._may_move(job.call) or grace <= 0:
                 job.outcome.set_result(_Lost(reason))
+            elif job.orphan_timer is None:
+                # It cannot move anyway: failing now gains nothing, and a device that only
+                # looked silent (a flood delayed its heartbeats) may still deliver.
+                _log.warning(
+                    "task %s is not idempotent: waiting %gs for %s's result before giving up",
+                    key,
+                    grace,
+                    device.device_id,
+                )
+                job.orphan_timer = asyncio.get_running_loop().call_later(
+                    grace, self._orphan_expired, job, device, reason
+                )
         self._changed()
+
+    def _orphan_expired(self, job: _Job, device: _Device, reason: str) -> None:
+        job.orphan_timer = None
+        if job.device is device and job.outcome is not None and not job.outcome.done():
+            job.outcome.set_result(_Lost(reason))
 
     # -- incoming messages ------------------------------------------------------------
 
     def _route(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
         payload = message.payload
-        if topic.startswith(self._results_prefix):
-            self._on_reply(topic[len(self._results_prefix) :], payload)
+        results = topic.startswith(self._results_prefix)
+        device_id = topic[len(self._results_prefix) :] if results else self.topics.device_of(topic)
+        if device_id is None or not self._within_budget(device_id):
             return
-        device_id = self.topics.device_of(topic)
-        if device_id is None:
+        if results:
+            self._on_reply(device_id, payload)
             return
         if topic.endswith("/heartbeat"):
             self._on_heartbeat(device_id, payload)
         elif topic.endswith("/status"):
             self._on_status(device_id, payload, retained=message.retain)
 
+    def _within_budget(self, device_id: str) -> bool:
+        """Whether a message from ``device_id`` fits its budget; the excess is dropped unread."""
+        now = time.monotonic()
+        budget = self._budgets.get(device_id)
+        if budget is None:
+            if len(self._budgets) >= 4096:  # many ids (an anonymous broker): forget idle ones
+                idle = [d for d, b in self._budgets.items() if now - b.last > self._rate_window]
+                for stale in idle or list(self._budgets)[:1024]:
+                    del self._budgets[stale]
+            budget = self._budgets[device_id] = _Budget(self._burst, now)
+        if budget.take(self._rate, self._burst, now):
+            return True
+        if device_id in self._followed and device_id not in self._muted:
+            self._mute(device_id)
+        if now - budget.logged >= self._rate_window:
+            _log.warning(
+                "device %s sends more than %g messages a second: dropping the excess "
+                "(%d dropped since the last warning)",
+                device_id,
+                self._rate,
+                budget.dropped,
+            )
+            budget.logged = now
+            budget.dropped = 0
+        return False
+
+    def _follow(self, device_id: str) -> None:
+        """Subscribe to the heartbeats of a device we may use, then ask it for one."""
+        if device_id in self._followed or self._link is None:
+            return
+        self._followed.add(device_id)
+        link = self._link
+
+        async def follow() -> None:
+            if await link.subscribe(self.topics.heartbeat(device_id), 1):  # QoS 1: not dropped first
+                self._ping(device_id)  # its echo may have been sent before we listened
+
+        self._spawn(follow())
+
+    def _unfollow(self, device_id: str) -> None:
+        if device_id in self._followed and self._link is not None:
+            self._followed.discard(device_id)
+            self._spawn(self._link.unsubscribe(self.topics.heartbeat(device_id)))
+
+    def _mute(self, device_id: str) -> None:
+        """A device floods its heartbeat topic: stop the broker sending it to us for a while."""
+        _log.warning(
+            "device %s floods its heartbeat topic: not listening to it for %gs", device_id, self._rate_window
+        )
+        self._unfollow(device_id)
+        self._muted[device_id] = asyncio.get_running_loop().call_later(
+            self._rate_window, self._unmute, device_id
+        )
+
+    def _unmute(self, device_id: str) -> None:
+        self._muted.pop(device_id, None)
+        if not self._closed and self._registry.get(device_id) is not None:
+            self._follow(device_id)
+
+    def _complain(self, device_id: str, message: str, *args: object) -> None:
+        """Log a rejected message, at most ``_COMPLAINTS_PER_WINDOW`` per device and window."""
+        budget = self._budgets.get(device_id)
+        if budget is not None:
+            now = time.monotonic()
+            if now - budget.complaints_since >= self._rate_window:
+                budget.complaints, budget.complaints_since = 0, now
+            budget.complaints += 1
+            if budget.complaints > _COMPLAINTS_PER_WINDOW:
+                return
+        _log.warning(message, *args)
+
     def _on_status(self, device_id: str, payload: bytes | bytearray, *, retained: bool) -> None:
         if not payload:
             self._registry.forget(device_id)  # its retained status was cleared: it left the fleet
+            if self._registry.get(device_id) is None:
+                self._unfollow(device_id)
             return
         status = self._from_device(device_id, payload, Status, "status", "the status")
         if status is None:
             return
+        refusal = self.trust.refusal(device_id, status.labels)
+        if refusal is not None:
+            if device_id not in self._ignored:
+                self._ignored.add(device_id)
+                _log.warning("ignoring device %s: %s", device_id, refusal)
+            return
         known = self._registry.get(device_id)
         self._registry.on_status(status, retained=retained)
         device = self._registry.get(device_id)
+        if device is not None and device_id not in self._muted:
+            self._follow(device_id)
         if (
             device is not None
             and device is known
@@ -529,11 +783,15 @@ class DeviceExecutor:
         try:
             message: _Announcement = decode(payload, kind, max_payload=self._max_payload)
         except ProtocolError as exc:
-            _log.warning("rejected %s of device %s: %s", one, device_id, exc)
+            self._complain(device_id, "rejected %s of device %s: %s", one, device_id, exc)
             return None
         if message.device_id != device_id:
-            _log.warning(
-                "dropped a %s claiming device %r on the topic of %r", what, message.device_id, device_id
+            self._complain(
+                device_id,
+                "dropped a %s claiming device %r on the topic of %r",
+                what,
+                message.device_id,
+                device_id,
             )
             return None
         return message
@@ -543,7 +801,11 @@ class DeviceExecutor:
         if beat is None:
             return
         device = self._registry.on_heartbeat(beat)
-        if device is None or not device.jobs:
+        if device is None:
+            return
+        if beat.ping:
+            self._on_echo(device, beat)
+        if not device.jobs:
             return
         running = set(beat.running)
         for key in list(device.jobs):
@@ -561,13 +823,34 @@ class DeviceExecutor:
                 job.misses = 0
                 self._spawn(self._send(job))
 
+    def _on_echo(self, device: _Device, beat: Heartbeat) -> None:
+        """A heartbeat answering one of our pings: the device answers; maybe a probe's verdict."""
+        asked = self._pings.pop(beat.ping, None)
+        if asked is None or asked[0] != device.device_id:
+            return
+        if self._registry.prove(device):
+            self._changed()
+        key = asked[1]
+        job = self._jobs.get(key) if key else None
+        if job is None or job.device is not device or job.probe != beat.ping or not job.waiting:
+            return
+        job.stop_ack_timer()
+        assert job.outcome is not None
+        if key in beat.seen:
+            job.outcome.set_result(
+                _Lost("received the request but never acknowledged it (it may have run there)")
+            )
+        else:
+            _log.warning("task %s: %s says it never received the request; moving it", key, device.device_id)
+            job.outcome.set_result(_Lost("never received the request (it said so)", undelivered=True))
+
     def _on_reply(self, device_id: str, payload: bytes | bytearray) -> None:
         try:
             reply: Accepted | Progress | Result | TaskFailure = decode(
                 payload, ReplyMessage, max_payload=self._max_payload
             )
         except ProtocolError as exc:
-            _log.warning("rejected a message from device %s: %s", device_id, exc)
+            self._complain(device_id, "rejected a message from device %s: %s", device_id, exc)
             return
         if reply.device_id != device_id:
             _log.warning(
@@ -578,6 +861,8 @@ class DeviceExecutor:
                 device_id,
             )
             return
+        # A well-formed message on its own topic: proof of life, whatever it answers.
+        self._registry.heard_from(device_id)
         job = self._jobs.get(reply.key)
         if job is None:
             _log.debug(
@@ -606,6 +891,8 @@ class DeviceExecutor:
         outcome = job.outcome
         if outcome is None or outcome.done():
             return
+        if self._registry.prove(device):
+            self._changed()
         if isinstance(reply, Accepted):
             job.accepted = True
             job.stop_ack_timer()

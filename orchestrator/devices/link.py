@@ -131,6 +131,12 @@ class Link:
     def connected(self) -> bool:
         return self._current is not None
 
+    @property
+    def backlog(self) -> int:
+        """Messages received but not yet handled: a long queue means we, not the senders, are slow."""
+        connection = self._current
+        return len(connection.client.messages) if connection is not None else 0
+
     async def wait_connected(self) -> None:
         """Return once connected; ``BrokerConnectionError`` if the link gave up or was closed."""
         while self._current is None:
@@ -182,6 +188,30 @@ class Link:
                 # Retry on the next connection, or on this one if it was only slow.
                 await asyncio.wait([connection.lost], timeout=self._publish_timeout)
 
+    # -- subscriptions ----------------------------------------------------------------
+
+    async def subscribe(self, topic: str, qos: int = 1) -> bool:
+        """Add a subscription, now and after every reconnect; return whether the broker has it now."""
+        if (topic, qos) not in self._subscriptions:
+            self._subscriptions.append((topic, qos))
+        return await self._call(lambda client: client.subscribe(topic, qos, timeout=self._publish_timeout))
+
+    async def unsubscribe(self, topic: str) -> bool:
+        """Drop a subscription (the broker stops sending at once; queued messages still arrive)."""
+        self._subscriptions = [(t, q) for t, q in self._subscriptions if t != topic]
+        return await self._call(lambda client: client.unsubscribe(topic, timeout=self._publish_timeout))
+
+    async def _call(self, request: Callable[[aiomqtt.Client], Awaitable[object]]) -> bool:
+        connection = self._current
+        if connection is None:
+            return False  # the next connection subscribes from the list
+        try:
+            await request(connection.client)
+        except aiomqtt.MqttError as exc:
+            _log.debug("a (un)subscribe on %s failed: %s", self.client_id, exc)
+            return False
+        return True
+
     # -- the connection loop ----------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
@@ -211,7 +241,7 @@ class Link:
                 async with client:
                     connection = _Connection(client)
                     if self._subscriptions:
-                        await client.subscribe(self._subscriptions)
+                        await client.subscribe(list(self._subscriptions))
                     self.connections += 1
                     self._current = connection
                     self._connected.set()

@@ -11,6 +11,17 @@ A clean shutdown counts at once. A last will counts after a short grace period u
 hear from the device again, or lose our own connection, first: a broker that is being
 stopped publishes the wills of every client it still has, and those devices are fine.
 
+Any valid message from a device is proof of life, not only its heartbeats (under a flood
+heartbeats are what gets delayed). A device that holds our tasks and misses its deadline
+is first *suspected*: pinged and given one more silence limit before it counts as lost.
+
+Everything a device announces is its own claim. Its labels may be overridden by pins
+(``DeviceTrust``), the capacity we believe is capped, and a device gets one task at a time
+until it has *proven* it answers (a ping echo or an acknowledgement). Ties go to the
+device picked longest ago, and a newcomer counts as just picked, so arriving late with a
+big capacity does not win every tie. A device that leaves requests unacknowledged is
+avoided for a while (quarantine).
+
 Each liveness timer is re-armed lazily: a heartbeat only moves the deadline; the timer,
 when it fires early, sleeps again until the deadline. So a heartbeat costs no timer work.
 """
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 
 from ..graph import DeviceTarget, LabelsTarget, Target
 from .protocol import Capability, Heartbeat, Status
+from .trust import DeviceTrust
 
 __all__ = ["DeviceInfo", "DeviceRegistry"]
 
@@ -32,6 +44,8 @@ _log = logging.getLogger("stepweave.devices.registry")
 
 #: Never declare a device lost sooner than this, whatever its heartbeat interval.
 _MIN_SILENCE = 0.2
+#: Unhandled messages in our own inbox beyond which silence says nothing about a device.
+_BACKLOG = 50
 #: How long a last will waits for a reason to disbelieve it (see the module docstring).
 WILL_GRACE = 0.25
 
@@ -52,29 +66,42 @@ class DeviceInfo:
     load: int
     #: ``time.time()`` of the last message heard from it, or ``None``.
     last_seen: float | None
+    #: Tools it announces as read-only for every call (``Tool.read_only is True`` there).
+    read_only_tools: tuple[str, ...] = ()
+    #: It answered a ping or a request: it gets more than one task at a time.
+    proven: bool = False
 
 
 class _Device:
     __slots__ = (
         "alive",
         "assigned",
+        "cap",
         "capabilities",
         "deadline",
         "device_id",
         "heard",
         "in_flight",
         "jobs",
+        "labels",
+        "last_pick",
         "last_seen",
         "load",
         "offline",
+        "proven",
+        "quarantine_until",
         "status",
+        "strikes",
+        "suspect",
         "timer",
         "will",
     )
 
-    def __init__(self, status: Status) -> None:
+    def __init__(self, status: Status, *, labels: dict[str, str], cap: int) -> None:
         self.device_id = status.device_id
         self.status = status
+        self.labels = labels
+        self.cap = cap
         self.capabilities: dict[str, Capability] = {c.name: c for c in status.capabilities}
         self.alive = False
         self.offline = False
@@ -89,6 +116,15 @@ class _Device:
         self.will: asyncio.TimerHandle | None = None
         #: Keys of this orchestrator's tasks assigned to it.
         self.jobs: set[str] = set()
+        #: Answered a ping or a request (it processes what it is sent).
+        self.proven = False
+        #: Missed its deadline while holding tasks: pinged, on its last grace period.
+        self.suspect = False
+        #: Loop time it was last picked; a newcomer counts as picked when it arrived.
+        self.last_pick = asyncio.get_running_loop().time()
+        #: Requests it left unacknowledged; it is avoided until ``quarantine_until``.
+        self.strikes = 0
+        self.quarantine_until = 0.0
 
     @property
     def session(self) -> str:
@@ -96,7 +132,11 @@ class _Device:
 
     @property
     def max_concurrency(self) -> int:
-        return self.status.max_concurrency
+        """The window we allow it: its claim, capped, and 1 until it has proven it answers."""
+        return min(self.status.max_concurrency, self.cap) if self.proven else 1
+
+    def quarantined(self, now: float) -> bool:
+        return now < self.quarantine_until
 
     def fits(self, tool: str, digest: str | None, target: Target) -> bool:
         """Whether this device offers ``tool`` (with this schema) and matches ``target``."""
@@ -106,7 +146,7 @@ class _Device:
         if isinstance(target, DeviceTarget):
             return target.device == self.device_id
         if isinstance(target, LabelsTarget):
-            labels = self.status.labels
+            labels = self.labels
             return all(labels.get(k) == v for k, v in target.labels.items())
         return True
 
@@ -115,30 +155,36 @@ class _Device:
             device_id=self.device_id,
             session=self.session,
             alive=self.alive,
-            labels=dict(self.status.labels),
+            labels=dict(self.labels),
             tools=tuple(self.capabilities),
             max_concurrency=self.max_concurrency,
             in_flight=self.in_flight,
             load=self.load,
             last_seen=self.last_seen,
+            read_only_tools=tuple(name for name, c in self.capabilities.items() if c.read_only),
+            proven=self.proven,
         )
 
 
 class DeviceRegistry:
     """Devices by id, kept current from status and heartbeat messages.
 
-    ``on_lost(device, reason)`` runs when an alive device stops being alive;
-    ``on_alive(device)`` when one becomes alive (again); ``ping(device_id)`` asks for a
-    heartbeat to confirm a device known only from the retained store.
+    ``on_lost(device, reason, final)`` runs when an alive device stops being alive
+    (``final``: it shut down or restarted, so its tasks are gone; otherwise it went silent or
+    its connection dropped, and it may still finish them); ``on_alive(device)`` when one
+    becomes alive (again); ``ping(device_id)`` asks for a heartbeat.
     """
 
     def __init__(
         self,
         *,
-        on_lost: Callable[[_Device, str], None],
+        on_lost: Callable[[_Device, str, bool], None],
         on_alive: Callable[[_Device], None],
-        ping: Callable[[str], None],
+        ping: Callable[[str], object],
         heartbeat_misses: float = 3.0,
+        backlog: Callable[[], int] = lambda: 0,
+        trust: DeviceTrust | None = None,
+        max_device_concurrency: int = 16,
     ) -> None:
         self._devices: dict[str, _Device] = {}
         self._on_lost = on_lost
@@ -146,6 +192,9 @@ class DeviceRegistry:
         self._ping = ping
         self._misses = heartbeat_misses
         self._paused = False
+        self._trust = trust or DeviceTrust()
+        self._backlog = backlog
+        self._cap = max(1, max_device_concurrency)
 
     def __iter__(self) -> Iterator[_Device]:
         return iter(self._devices.values())
@@ -169,19 +218,22 @@ class DeviceRegistry:
                     device.will = loop.call_later(WILL_GRACE, self._will_expired, device)
                 return
             device.offline = True
-            why = "its connection dropped (last will)" if status.reason == "will" else "it shut down"
-            self._lose(device, f"went offline ({why})")
+            will = status.reason == "will"
+            why = "its connection dropped (last will)" if will else "it shut down"
+            self._lose(device, f"went offline ({why})", final=not will)
             return
         if device is not None and device.session != status.session:
             if retained:
                 return  # an older announcement than the session we already know
-            self._lose(device, f"restarted (new session {status.session})")
+            self._lose(device, f"restarted (new session {status.session})", final=True)
             self._forget(device)
             device = None
+        labels = self._trust.labels_of(status.device_id, status.labels)
         if device is None:
-            device = self._devices[status.device_id] = _Device(status)
+            device = self._devices[status.device_id] = _Device(status, labels=labels, cap=self._cap)
         else:
             device.status = status
+            device.labels = labels
             device.capabilities = {c.name: c for c in status.capabilities}
         device.offline = False
         if not retained:
@@ -197,6 +249,33 @@ class DeviceRegistry:
         device.load = beat.load
         self._heard(device)
         return device
+
+    def heard_from(self, device_id: str) -> None:
+        """A valid reply came from ``device_id``: it is alive, whatever its heartbeats say."""
+        device = self._devices.get(device_id)
+        if device is not None and not device.offline:
+            self._heard(device)
+
+    def prove(self, device: _Device) -> bool:
+        """``device`` answered us; return True if that is news (its window opens)."""
+        device.strikes = 0
+        device.quarantine_until = 0.0
+        if device.proven:
+            return False
+        device.proven = True
+        return True
+
+    def strike(self, device: _Device, reason: str) -> float:
+        """``device`` left a request unacknowledged: avoid it for a while (doubling each time).
+
+        Return the pause in seconds.
+        """
+        device.strikes += 1
+        device.proven = False
+        pause: float = min(5.0 * 2.0 ** (device.strikes - 1), 300.0)
+        device.quarantine_until = asyncio.get_running_loop().time() + pause
+        _log.warning("device %s %s; avoiding it for %gs", device.device_id, reason, pause)
+        return pause
 
     # -- liveness ---------------------------------------------------------------------
 
@@ -214,6 +293,7 @@ class DeviceRegistry:
         device.heard = now
         device.last_seen = time.time()
         device.deadline = now + self.silence_limit(device)
+        device.suspect = False
         if self._paused:
             return
         if device.timer is None:
@@ -232,9 +312,32 @@ class DeviceRegistry:
             device.timer = loop.call_at(device.deadline, self._check, device)
             return
         limit = self.silence_limit(device)
-        self._lose(device, f"missed its heartbeat deadline ({limit:g}s without a heartbeat)")
+        backlog = self._backlog()
+        if backlog > _BACKLOG:
+            # Messages wait in our own inbox: the device's may be among them. Judge later.
+            _log.info(
+                "device %s: silent, but %d messages wait to be handled here; not judging yet",
+                device.device_id,
+                backlog,
+            )
+            device.deadline = loop.time() + limit
+            device.timer = loop.call_at(device.deadline, self._check, device)
+            return
+        if device.jobs and not device.suspect:
+            # It holds our tasks: losing it costs a failover (or, for a non-idempotent task, a
+            # failure). Silence can be our own inbox being flooded: ask, and wait once more.
+            device.suspect = True
+            device.deadline = loop.time() + limit
+            device.timer = loop.call_at(device.deadline, self._check, device)
+            _log.info(
+                "device %s: %gs without a message while it holds tasks; pinging it", device.device_id, limit
+            )
+            self._ping(device.device_id)
+            return
+        waited = limit * 2 if device.suspect else limit
+        self._lose(device, f"missed its heartbeat deadline ({waited:g}s without a message)")
 
-    def _lose(self, device: _Device, reason: str) -> None:
+    def _lose(self, device: _Device, reason: str, *, final: bool = False) -> None:
         if device.will is not None:
             device.will.cancel()
             device.will = None
@@ -244,8 +347,9 @@ class DeviceRegistry:
         if not device.alive:
             return
         device.alive = False
+        device.suspect = False
         _log.warning("device %s %s", device.device_id, reason)
-        self._on_lost(device, reason)
+        self._on_lost(device, reason, final)
 
     def forget(self, device_id: str) -> None:
         """Drop a device that is not alive (its retained status was deleted)."""
@@ -285,21 +389,41 @@ class DeviceRegistry:
     # -- selection --------------------------------------------------------------------
 
     def select(
-        self, tool: str, digest: str | None, target: Target, excluded: Collection[str]
+        self,
+        tool: str,
+        digest: str | None,
+        target: Target,
+        excluded: Collection[str],
+        *,
+        careful: bool = False,
     ) -> _Device | None:
-        """The least-loaded alive device that fits and has a free slot, or ``None``."""
+        """The least-loaded alive device that fits and has a free slot, or ``None``.
+
+        Ties go to the device picked longest ago. ``careful`` (a task that may not move once
+        delivered): only proven devices (the assigner relaxes this after ``device_wait``).
+        """
+        now = asyncio.get_running_loop().time()
         best: _Device | None = None
-        best_score = (2.0, 0, 0)
+        best_score = (2.0, 0, 0.0)
         for device in self._devices.values():
-            if not device.alive or device.will is not None or device.in_flight >= device.max_concurrency:
+            if not self._usable(device, now) or device.in_flight >= device.max_concurrency:
                 continue
             if device.device_id in excluded or not device.fits(tool, digest, target):
                 continue
+            if careful and not device.proven:
+                continue
+            window = device.max_concurrency
             busy = max(device.in_flight, device.load)
-            score = (busy / device.max_concurrency, device.in_flight, device.assigned)
+            score = (busy / window, device.in_flight, device.last_pick)
             if best is None or score < best_score:
                 best, best_score = device, score
+        if best is not None:
+            best.last_pick = now
         return best
+
+    @staticmethod
+    def _usable(device: _Device, now: float) -> bool:
+        return device.alive and device.will is None and not device.quarantined(now)
 
     def has_candidates(
         self, tool: str, digest: str | None, target: Target, excluded: Collection[str]
@@ -331,7 +455,7 @@ class DeviceRegistry:
         if isinstance(target, DeviceTarget) and target.device != device.device_id:
             return "is not the requested device"
         if isinstance(target, LabelsTarget) and not device.fits(tool, digest, target):
-            labels = ", ".join(f"{k}={v}" for k, v in sorted(device.status.labels.items())) or "none"
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(device.labels.items())) or "none"
             return f"labels do not match (it has {labels})"
         if device.device_id in excluded:
             return "already failed this task"
@@ -339,4 +463,6 @@ class DeviceRegistry:
             return "offline"
         if not device.alive:
             return "not alive (no heartbeat)"
+        if device.quarantined(asyncio.get_running_loop().time()):
+            return "avoided: it left requests unacknowledged"
         return "full"

@@ -46,9 +46,10 @@ def test_public_api_is_exactly_what_is_meant() -> None:
     assert devices.__all__ == sorted(devices.__all__)
     assert set(devices.__all__) == {
         "AgentProcess", "BrokerConnectionError", "BrokerKind", "BrokerSettings",
-        "DeviceAgent", "DeviceExecutor", "DeviceInfo", "DeviceUnavailable", "LocalBroker", "LocalFleet",
+        "DeviceAgent", "DeviceExecutor", "DeviceInfo", "DeviceTrust", "DeviceUnavailable", "LocalBroker",
+        "LocalFleet",
         "MessageRejected", "RemoteTaskError", "Topics", "current_device", "find_mosquitto", "load_tools", "mosquitto_acl",
-        "mosquitto_config", "mosquitto_password_line", "parse_labels", "run_agent", "run_broker",
+        "mosquitto_config", "mosquitto_password_line", "parse_labels", "redact_url", "run_agent", "run_broker",
         "spawn_agent", "write_password_file",
     }  # fmt: skip
     for name in devices.__all__:
