@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from orchestrator import Task
-from orchestrator.cli.approval import approval_question, describe_arguments
+from orchestrator.cli.approval import ApprovalPolicy, approval_question, describe_arguments
 from planners.llm.testing import OpenAITestServer, ScriptedReply
 
 from .test_cli import ROOT, stepweave_command
@@ -160,3 +160,17 @@ def test_long_arguments_are_cut_visibly() -> None:
     shown = describe_arguments({"content": "x" * 10_000 + "rm -rf /"}, limit=100)
     assert shown.endswith("more characters not shown; refuse unless you know them)")
     assert len(shown) < 200
+
+
+def test_ask_policy_on_environment_variables() -> None:
+    policy = ApprovalPolicy(yes=True, allow_env=frozenset({"GITHUB_TOKEN"}))
+    shell = Task(id="t1", tool="shell", args={})
+    assert policy.refusal(shell, {"argv": ["ls"]}) is None  # the harmless defaults
+    assert policy.refusal(shell, {"argv": ["ls"], "env": ["PATH", "HOME", "GITHUB_TOKEN"]}) is None
+    refused = policy.refusal(shell, {"argv": ["env"], "env": ["PATH", "AWS_SECRET_ACCESS_KEY"]})
+    assert (
+        refused is not None and "--allow-env AWS_SECRET_ACCESS_KEY" in refused and "'t1' (shell)" in refused
+    )
+    assert policy.refusal(shell, {"argv": ["env"], "env": "OPENAI_API_KEY"}) is not None  # not even a list
+    # run and tsg run: the author wrote the env list; no restriction there.
+    assert ApprovalPolicy(yes=True).refusal(shell, {"env": ["OPENAI_API_KEY"]}) is None

@@ -117,3 +117,27 @@ async def test_require_approval_false_trusts_the_plan(
     planner = make_planner(server, require_approval=False)
     result = await planner.ask("Copy a to b", Orchestrator(make_tools(log), failure_policy="continue"))
     assert result.run_result.ok and "store b=value of a" in log
+
+
+async def test_tasks_of_a_replan_are_gated_too(server: OpenAITestServer, planner: LLMPlanner) -> None:
+    log: list[str] = []
+
+    @tool(read_only=True, retries=0)
+    def flaky(key: str) -> str:
+        """A read that fails."""
+        raise ValueError("unreachable store")
+
+    approver = Recorder(False)
+    tools = [*make_tools(log), flaky]
+    orchestrator = Orchestrator(
+        tools, failure_policy="replan", replanner=planner.replanner, approver=approver
+    )
+    server.queue(
+        ScriptedReply.plan([{"id": "t1", "tool": "flaky", "args": {"key": "a"}}]),
+        # The recovery plan (asked when t1 fails) writes instead: it must be approved.
+        ScriptedReply.plan([{"id": "t2", "tool": "store", "args": {"key": "a", "value": "guess"}}]),
+    )
+    server.responder = lambda record: ScriptedReply.finish("could not")  # any further call
+    await planner.ask("Read a", orchestrator)
+    assert [task_id for task_id, _ in approver.seen] == ["t2"]
+    assert log == []
