@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .model import Workflow
-from .problems import Problem, WorkflowFileError
+from .problems import WorkflowFileError
 from .validation import validation_problems
-from .yaml_source import read_yaml
+from .yaml_source import paused_gc, read_text, read_yaml
 
 __all__ = ["load_workflow", "parse_workflow", "workflow_json_schema"]
 
@@ -18,16 +18,12 @@ _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def load_workflow(path: str | os.PathLike[str]) -> Workflow:
-    """Read and parse a workflow file; ``WorkflowFileError`` lists every problem with its line."""
+    """Read and parse a workflow file; ``WorkflowFileError`` lists every problem with its line.
+
+    Files over 32 MiB are refused (``$STEPWEAVE_MAX_YAML_BYTES`` raises the cap).
+    """
     file = os.fspath(path)
-    try:
-        with open(file, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise WorkflowFileError(
-            [Problem(file, None, None, None, f"cannot read the file: {reason}")]
-        ) from None
+    text = read_text(file)
     return parse_workflow(text, source=file)
 
 
@@ -37,6 +33,11 @@ def parse_workflow(text: str, source: str | None = None) -> Workflow:
     Checks the file's shape (YAML syntax, keys, types); call ``Workflow.problems()`` for
     what needs the whole workflow (references, cycles, tools).
     """
+    with paused_gc():  # validation builds as many objects as reading (see paused_gc)
+        return _parse(text, source)
+
+
+def _parse(text: str, source: str | None) -> Workflow:
     document = read_yaml(text, source)
     source_map = document.source_map
     if not isinstance(document.data, dict):

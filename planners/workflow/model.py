@@ -18,10 +18,11 @@ from tools import ToolRegistry
 
 from .checks import find_problems, step_tasks
 from .inputs import Input, resolve_inputs
+from .lint import find_warnings
 from .outputs import evaluate_outputs
 from .problems import Problem, WorkflowFileError
 from .steps import Defaults, Step
-from .yaml_source import SourceMap
+from .yaml_source import SourceMap, paused_gc
 
 __all__ = ["Workflow"]
 
@@ -60,6 +61,7 @@ class Workflow(BaseModel):
     )
 
     _source_map: SourceMap = PrivateAttr(default_factory=SourceMap)
+    _checked: bool = PrivateAttr(default=False)
 
     # -- where it came from --------------------------------------------------------------
 
@@ -87,7 +89,17 @@ class Workflow(BaseModel):
     def problems(self, tools: ToolRegistry | None = None) -> list[Problem]:
         """Every problem, in file order: duplicate ids, unknown steps, tools and inputs, bad
         arguments, cycles, bad outputs. Tools are checked only when ``tools`` is given."""
-        return sorted(find_problems(self, tools), key=lambda p: (p.line or 0, p.column or 0))
+        with paused_gc():  # tens of thousands of compiled tasks: see paused_gc
+            problems = sorted(find_problems(self, tools), key=lambda p: (p.line or 0, p.column or 0))
+        # Checking a big workflow takes seconds: remember that it passed (the model is
+        # frozen), so ``to_graph`` does not check it again. With tools, more is checked.
+        self._checked = self._checked or not problems
+        return problems
+
+    def warnings(self) -> list[Problem]:
+        """What is allowed but likely wrong, in file order (``Problem.severity == "warning"``):
+        an expression pasted into a ``sh -c`` script or an SQL query (injection)."""
+        return sorted(find_warnings(self), key=lambda p: (p.line or 0, p.column or 0))
 
     def to_graph(self) -> TaskGraph:
         """The engine's graph: one task per step, defaults applied, ``needs`` as ``deps``.
@@ -95,10 +107,11 @@ class Workflow(BaseModel):
         Raises ``WorkflowFileError`` listing every problem (tools are checked when the
         orchestrator starts the run; call ``problems(tools)`` to check them first).
         """
-        problems = self.problems()
+        problems = [] if self._checked else self.problems()
         if problems:
             raise WorkflowFileError(problems)
-        return TaskGraph(step_tasks(self), name=self.name)
+        with paused_gc():
+            return TaskGraph(step_tasks(self), name=self.name)
 
     def resolve_inputs(
         self, overrides: Mapping[str, Any] | None = None, *, from_strings: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator import WorkflowError
 
@@ -32,6 +33,8 @@ class Problem:
     step: str | None
     message: str
     hint: str | None = None
+    #: ``"warning"`` for what is allowed but likely wrong (``Workflow.warnings()``).
+    severity: Literal["error", "warning"] = "error"
 
     @property
     def location(self) -> str:
@@ -45,6 +48,8 @@ class Problem:
         parts = [self.location] if self.location else []
         if self.step is not None:
             parts.append(f"step {self.step!r}")
+        if self.severity == "warning":
+            parts.append("warning")
         parts.append(f"{self.message} ({self.hint})" if self.hint else self.message)
         return ": ".join(parts)
 
