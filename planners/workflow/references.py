@@ -69,5 +69,7 @@ def _parse(source: str) -> nodes.Template | None:
         return None
     try:
         return _PARSER.parse(source)
-    except TemplateSyntaxError:  # reported by the engine, with its own message
+    # Reported by the engine, with its own message; a hostile expression nested thousands
+    # deep must not crash the check that runs first.
+    except (TemplateSyntaxError, RecursionError, MemoryError):
         return None
