@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from orchestrator.devices import find_mosquitto, write_password_file
+
 from .test_cli import ROOT, cli, json_lines, stepweave_command
 
 FLOW = "examples/devices/fleet-health.yaml"
@@ -135,3 +139,60 @@ def test_agent_needs_a_broker_and_valid_labels() -> None:
         "agent", "--id", "x", "--tools", TOOLS, "--broker", "mqtt://127.0.0.1:1", "--label", "oops"
     )
     assert bad_label.returncode == 2 and "expected key=value" in bad_label.stderr
+
+
+def test_a_network_broker_needs_credentials() -> None:
+    """Review finding 6: `broker --host 0.0.0.0` was anonymous, so anyone could run `shell`."""
+    port = str(free_port())
+    refused = cli("broker", "--host", "0.0.0.0", "--port", port, timeout=30)
+    assert refused.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without credentials" in refused.stderr
+    assert "--password-file" in refused.stderr and "stepweave broker ready" not in refused.stdout
+    # An agent offering tools that change things will not serve a network broker anonymously.
+    anonymous = cli("agent", "--broker", f"mqtt://192.0.2.1:{port}", "--id", "x", "--tools", TOOLS)
+    assert anonymous.returncode == 1 and "without logging in" in anonymous.stderr
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="password files need Mosquitto (amqtt has none)")
+def test_a_broker_with_a_password_file_refuses_anonymous_clients_and_no_password_is_printed(
+    tmp_path: Path,
+) -> None:
+    """Findings 6 and 13: a password-protected network broker, and agents that never print the password."""
+    secret = "s3cret-Pw-4711"
+    passwords = tmp_path / "passwd"
+    write_password_file(passwords, {"lab-7": secret, "orchestrator": secret + "o"})
+    port = free_port()
+    with background(
+        "broker", "--host", "0.0.0.0", "--port", str(port), "--password-file", str(passwords),
+        ready="stepweave broker ready", stream="stdout",
+    ):  # fmt: skip
+        good = f"mqtt://lab-7:{secret}@127.0.0.1:{port}"
+        log = tmp_path / "agent.log"
+        with log.open("w") as sink:
+            agent = subprocess.Popen(
+                [*stepweave_command(), "agent", "--broker", good, "--id", "lab-7", "--tools", TOOLS],
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "COLUMNS": "200", "STEPWEAVE_LOG_LEVEL": "DEBUG"},
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while "agent lab-7 online" not in log.read_text():
+                    assert agent.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.05)
+            finally:
+                agent.send_signal(signal.SIGINT)
+                agent.wait(timeout=20)
+        output = log.read_text()
+        assert f"agent lab-7 online at mqtt://lab-7@127.0.0.1:{port}" in output
+        # Anonymous, and wrong password: refused, and the wrong password is not echoed either.
+        anonymous = cli("agent", "--broker", f"mqtt://127.0.0.1:{port}", "--id", "lab-8", "--tools", TOOLS)
+        assert anonymous.returncode == 1 and "refused" in anonymous.stderr
+        wrong = cli(
+            "agent", "--broker", f"mqtt://lab-7:{secret}x@127.0.0.1:{port}", "--id", "lab-7", "--tools", TOOLS
+        )
+        assert wrong.returncode == 1 and "refused" in wrong.stderr
+    for text in (output, anonymous.stdout, anonymous.stderr, wrong.stdout, wrong.stderr):
+        assert secret not in text, text
