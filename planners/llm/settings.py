@@ -10,8 +10,8 @@ from .usage import Pricing
 
 __all__ = ["DEFAULT_MAX_PLAN_BYTES", "DEFAULT_MAX_PLAN_TASKS", "PlannerSettings"]
 
-#: 1 MiB: about 250,000 tokens, far beyond what a model writes for a real plan.
-DEFAULT_MAX_PLAN_BYTES = 1024 * 1024
+#: 512 KiB: about 130,000 tokens, beyond any model's longest answer; a real plan is a few KiB.
+DEFAULT_MAX_PLAN_BYTES = 512 * 1024
 #: Tasks in one plan (or replan); a model plan of more is a runaway, not a plan.
 DEFAULT_MAX_PLAN_TASKS = 1000
 

@@ -110,3 +110,15 @@ async def test_time_limit_cancels_the_whole_ask(server: OpenAITestServer, planne
     assert cancelled.is_set()  # the tool was stopped, not left running
     with pytest.raises(ValueError, match="time_limit"):
         await planner.ask("Rest", Orchestrator(tools), time_limit=0)
+
+
+async def test_the_default_limits_refuse_a_runaway_plan(
+    server: OpenAITestServer, planner: LLMPlanner, orchestrator: Orchestrator
+) -> None:
+    assert planner.settings.max_plan_bytes == 512 * 1024 and planner.settings.max_plan_tasks == 1000
+    text = json.dumps(
+        {"tasks": [{"id": "t1", "tool": "search", "args": {"query": "z" * 600_000}, "deps": []}]}
+    )
+    server.queue(ScriptedReply(content=text, chunks=split_tokens(text, 16384)))
+    with pytest.raises(PlannerError, match=r"more than 524288 bytes.*max_plan_bytes"):
+        await planner.ask("Search", orchestrator)
