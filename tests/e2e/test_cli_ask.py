@@ -208,7 +208,7 @@ async def test_yes_approves_every_step(tmp_path: Path) -> None:
     assert {"PWNED_BY_PLAN", "pwned.txt", "model.db"} <= names(tmp_path)
 
 
-async def test_environment_variables_reach_a_program_only_when_allowed(tmp_path: Path) -> None:
+async def test_environment_variables_reach_a_program_only_when_allowed_by_name(tmp_path: Path) -> None:
     # The review's p_env.json: the plan asks shell to pass the API key through, to print it.
     canary = "sk-canary-3f9a1c"
     plan = [
@@ -227,16 +227,7 @@ async def test_environment_variables_reach_a_program_only_when_allowed(tmp_path:
     assert "would pass the environment variable(s) OPENAI_API_KEY" in stderr
     assert "--allow-env OPENAI_API_KEY" in stderr
     assert canary not in sent_to_model and canary not in stdout
-
-    async with finishing_server() as server:
-        server.queue(ScriptedReply.plan(plan))
-        env = {**files_env(server, tmp_path), "OPENAI_API_KEY": canary}
-        code, stdout, stderr = await ask(
-            "Print the key", "--allow-env", "OPENAI_API_KEY", "--yes", "--json", env=env
-        )
-        sent_to_model = json.dumps([record.body for record in server.completions])
-    assert code == 0, stderr
-    assert canary in sent_to_model  # the operator allowed it: it got through
+    # --allow-env NAME lets it through: test_cli_approval.py::test_ask_policy_on_environment_variables
 
 
 async def test_read_only_plans_run_without_asking(tmp_path: Path) -> None:
