@@ -3,6 +3,10 @@
 Both are consumers of the event stream, like the journal and the HTML report. On a
 terminal the live view redraws in place; elsewhere (CI logs, pipes) it prints one line
 per finished step so logs stay readable.
+
+Everything shown that came from data (step ids, tool outputs, errors, progress messages)
+goes through ``terminal_text``: a tool's output is not allowed to style, hide or move
+text, retitle the terminal or clear it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from rich.text import Text
 from .events import Event, RunStarted, TaskAdded, TaskEnded, TaskProgress, TaskRetrying, TaskStarted
 from .graph import TaskStatus
 from .result import RunResult
+from .terminal_text import escape_control, safe_text
 
 __all__ = ["ProgressView", "event_json", "summary_table"]
 
@@ -49,8 +54,9 @@ def event_json(event: Event) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
+    """One line of at most ``limit`` characters, control characters shown as escapes."""
     text = value if isinstance(value, str) else json.dumps(value, default=json_default, ensure_ascii=False)
-    text = " ".join(text.split())
+    text = escape_control(" ".join(text.split()), multiline=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -105,7 +111,7 @@ class ProgressView:
             ).note = f"retrying in {event.delay:.1f}s: {_short(event.error.message, 50)}"
         elif isinstance(event, TaskProgress):
             fraction = f"{event.fraction:.0%} " if event.fraction is not None else ""
-            self._row(event.task_id).note = f"{fraction}{event.message}"
+            self._row(event.task_id).note = f"{fraction}{_short(event.message, 70)}"
         elif isinstance(event, TaskEnded):
             row = self._row(event.task_id)
             row.status = event.status
@@ -125,7 +131,9 @@ class ProgressView:
         icon, style = _STYLE[row.status]
         took = f" {row.ended - row.started:.2f}s" if row.started and row.ended else ""
         note = f"  {row.note}" if row.note else ""
-        self.console.print(Text(f"{icon} {task_id} {row.status.value}{took}{note}", style=style))
+        self.console.print(
+            safe_text(f"{icon} {task_id} {row.status.value}{took}{note}", style, multiline=False)
+        )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         now = time.time()
@@ -137,7 +145,13 @@ class ProgressView:
             elapsed = ""
             if row.started is not None:
                 elapsed = f"{(row.ended or now) - row.started:5.1f}s"
-            table.add_row(Text(icon, style=style), task_id, Text(row.tool, style="dim"), elapsed, row.note)
+            table.add_row(
+                Text(icon, style=style),
+                safe_text(task_id, multiline=False),
+                safe_text(row.tool, "dim", multiline=False),
+                elapsed,
+                safe_text(row.note, multiline=False),
+            )
         done = sum(n for s, n in counts.items() if s.is_terminal)
         header = Text(f"{done}/{len(self.rows)} steps done", style="bold")
         yield header
@@ -146,7 +160,8 @@ class ProgressView:
 
 def summary_table(result: RunResult) -> Table:
     """One row per step: status, attempts, duration, and the output or the error."""
-    table = Table(title=f"run {result.run_id}: {result.status.value} in {result.duration:.2f}s")
+    title = f"run {result.run_id}: {result.status.value} in {result.duration:.2f}s"
+    table = Table(title=safe_text(title))
     for column in ("step", "tool", "status", "attempts", "time", "output / error"):
         table.add_column(column, overflow="fold")
     for task in result.tasks.values():
@@ -154,11 +169,11 @@ def summary_table(result: RunResult) -> Table:
         took = f"{task.duration:.2f}s" if task.duration is not None else "-"
         detail = f"{task.error.type}: {task.error.message}" if task.error else _short(task.output)
         table.add_row(
-            task.id,
-            task.tool,
+            safe_text(task.id),
+            safe_text(task.tool),
             Text(f"{icon} {task.status.value}", style=style),
             str(task.attempts),
             took,
-            Text(detail, style="red" if task.error else ""),
+            safe_text(detail, "red" if task.error else ""),
         )
     return table

@@ -22,6 +22,7 @@ from ..console import ProgressView, event_json
 from ..events import Event
 from ..result import RunResult
 from ..run import Run
+from ..terminal_text import escape_for_terminal
 from .approval import Approval, ApprovalPolicy
 
 __all__ = [
@@ -51,8 +52,12 @@ FlowArgument = Annotated[Path, typer.Argument(help="The workflow YAML file.", sh
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a one-line reason on stderr and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a one-line reason on stderr and exit with ``code``.
+
+    ``message`` is shown literally: it often quotes data (an error from a tool, a path
+    from a journal), which must not be read as Rich markup or terminal controls.
+    """
+    err.print(f"[bold red]error:[/] {escape_for_terminal(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

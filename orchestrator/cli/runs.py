@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from ..graph import Task, TaskGraph
 from ..journal import Journal, RunHistory, RunRecord
 from ..result import RunResult
 from ..run import InflightPolicy, Orchestrator
+from ..terminal_text import escape_control, escape_for_terminal, safe_text
 from .common import ToolsOption, err, fail, make_approver, out, registry_for, watch
 from .devices import BrokerOption, device_executor
 
@@ -129,8 +131,7 @@ def resume(
     store = journal_for(journal)
     history = _load(store, run_id)
     meta = history.record.meta
-    # The tools the run was started with, unless told otherwise.
-    modules = tools if tools is not None else meta.get("tools")
+    modules = _resume_tools(run_id, meta, tools)
     registry = registry_for(modules)
     view = None if json_lines else ProgressView(out)
     policy = _inflight_policy(retry_inflight)
@@ -166,7 +167,7 @@ def resume(
 
         path = write_html(report_path, final_graph, result, events, title=history.record.name)
         if not json_lines:
-            err.print(f"report: {path}", highlight=False)
+            err.print(escape_control(f"report: {path}"), highlight=False, markup=False)
     if json_lines:
         print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=str), flush=True)
     else:
@@ -183,6 +184,27 @@ def resume(
         fail(f"run {run_id} {result.status.value}: {reason}")
 
 
+def _resume_tools(run_id: str, meta: Mapping[str, Any], tools: list[str] | None) -> list[str]:
+    """The ``--tools`` modules to import: only ever the ones named on this command line.
+
+    The journal records which modules the run was started with, but importing a path read
+    from a file would let whoever can write that file run code as this user: it is only
+    used to say what to pass.
+    """
+    recorded = meta.get("tools")
+    if tools:
+        return tools
+    if isinstance(recorded, list) and recorded:
+        shown = " ".join(f"--tools {shlex.quote(str(spec))}" for spec in recorded)
+        fail(
+            f"run {run_id} was started with tool modules that resume does not import on its own "
+            f"(code paths are not taken from the journal): pass them again, e.g. "
+            f"`stepweave resume {shlex.quote(run_id)} {shown}`",
+            code=2,
+        )
+    return []
+
+
 def _inflight_policy(choice: str) -> InflightPolicy:
     if choice != "ask":
         return "retry" if choice == "retry" else "fail"
@@ -190,13 +212,17 @@ def _inflight_policy(choice: str) -> InflightPolicy:
     async def ask(task: Task) -> bool:
         if not sys.stdin.isatty():
             err.print(
-                f"step {task.id!r} ({task.tool}) was running when the run stopped and is not "
-                "idempotent; not repeating it (use --retry-inflight retry to run it again)",
+                escape_control(
+                    f"step {task.id!r} ({task.tool}) was running when the run stopped and is not "
+                    "idempotent; not repeating it (use --retry-inflight retry to run it again)"
+                ),
                 highlight=False,
+                markup=False,
             )
             return False
         question = (
-            f"Step [bold]{task.id}[/] ({task.tool}) was running when the run stopped and is not "
+            f"Step [bold]{escape_for_terminal(task.id)}[/] ({escape_for_terminal(task.tool)}) "
+            "was running when the run stopped and is not "
             "idempotent: it may have done its work already. Run it again?"
         )
         return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
@@ -212,7 +238,7 @@ def _announce(history: RunHistory, json_lines: bool) -> None:
     if inflight:
         line += f"; in flight when it stopped: {', '.join(inflight)}"
     if not json_lines:
-        err.print(line, highlight=False, markup=False)
+        err.print(escape_control(line), highlight=False, markup=False)
 
 
 def _workflow_outputs(meta: Mapping[str, Any], result: RunResult) -> dict[str, Any]:
@@ -224,7 +250,9 @@ def _workflow_outputs(meta: Mapping[str, Any], result: RunResult) -> dict[str, A
         workflow = load_workflow(workflow_file)
         return workflow.evaluate_outputs(result, meta.get("inputs") or {})
     except WorkflowFileError as exc:
-        err.print(f"{workflow_file}: outputs not evaluated: {exc}", highlight=False, markup=False)
+        err.print(
+            escape_control(f"{workflow_file}: outputs not evaluated: {exc}"), highlight=False, markup=False
+        )
         return {}
 
 
@@ -248,15 +276,15 @@ def list_runs(
         for record in records:
             print(json.dumps(_record_dict(record)))
         return
-    table = Table(title=f"runs in {store.path}")
+    table = Table(title=safe_text(f"runs in {store.path}"))
     for column in ("run id", "name", "status", "started", "duration", "steps done"):
         table.add_column(column, overflow="fold")
     for record in records:
         duration = f"{record.duration:.1f}s" if record.duration is not None else "-"
         table.add_row(
-            record.run_id,
-            record.name or "-",
-            record.status,
+            safe_text(record.run_id),
+            safe_text(record.name or "-"),
+            safe_text(record.status),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at)),
             duration,
             f"{record.tasks_done}/{record.tasks_total}",
@@ -289,13 +317,16 @@ def show(
         print(json.dumps({**_record_dict(history.record), "result": result.to_dict()}, default=str))
         return
     record = history.record
-    out.print(f"run {record.run_id} ({record.name or 'unnamed'}): {record.status}", highlight=False)
+    shown = f"run {record.run_id} ({record.name or 'unnamed'}): {record.status}"
+    out.print(escape_control(shown), highlight=False, markup=False)
     if record.error:
-        out.print(f"error: {record.error}", highlight=False, markup=False)
+        out.print(escape_control(f"error: {record.error}"), highlight=False, markup=False)
     inflight = history.in_flight()
     if inflight:
         out.print(
-            f"in flight when it stopped: {', '.join(inflight)} (`stepweave resume {record.run_id}`)",
+            escape_control(
+                f"in flight when it stopped: {', '.join(inflight)} (`stepweave resume {record.run_id}`)"
+            ),
             highlight=False,
             markup=False,
         )
@@ -330,7 +361,11 @@ def prune(
         deleted = store.prune(older_than=seconds)
     except StepweaveError as exc:
         fail(str(exc))
-    out.print(f"pruned {len(deleted)} run(s) older than {older_than} from {store.path}", highlight=False)
+    out.print(
+        escape_control(f"pruned {len(deleted)} run(s) older than {older_than} from {store.path}"),
+        highlight=False,
+        markup=False,
+    )
 
 
 def report(
@@ -346,4 +381,4 @@ def report(
     history = _load(journal_for(journal), run_id)
     graph = TaskGraph([*history.graph, *history.items.values()], name=history.graph.name)
     path = write_html(output, graph, history.result(), history.events, title=history.record.name or run_id)
-    out.print(f"report: {path}", highlight=False)
+    out.print(escape_control(f"report: {path}"), highlight=False, markup=False)

@@ -44,6 +44,7 @@ from ..graph import LabelsTarget, Target, Task, TaskGraph, TaskStatus
 from ..report import write_html
 from ..result import RunResult
 from ..run import Orchestrator
+from ..terminal_text import escape_control, escape_for_terminal, safe_text
 from .common import (
     SetOption,
     ToolsOption,
@@ -112,7 +113,7 @@ def _compile(path: Path, config: LLMConfig | None = None) -> CompiledGuide:
         except PlannerError as exc:
             fail(f"{path}: {exc}")
         for change in changes:
-            err.print(f"llm: {change}", highlight=False, markup=False)
+            err.print(escape_control(f"llm: {change}"), highlight=False, markup=False)
     return compile_guide(guide)
 
 
@@ -159,7 +160,7 @@ def lint(guide: GuideArgument) -> None:
         fail(str(exc))
     for finding in findings:
         style = "red" if finding.severity == "error" else "yellow"
-        out.print(str(finding), style=style, markup=False, highlight=False, soft_wrap=True)
+        out.print(escape_control(str(finding)), style=style, markup=False, highlight=False, soft_wrap=True)
     errors = sum(f.severity == "error" for f in findings)
     summary = f"{guide}: {errors} error(s), {len(findings) - errors} warning(s)"
     if errors:
@@ -218,34 +219,39 @@ def _shown_command(args: Mapping[str, Any], values: Mapping[str, Any]) -> str:
     return ""
 
 
+def _say(line: str) -> None:
+    """Print a line of the plan: guide text and input values, control characters escaped."""
+    print(escape_control(line))
+
+
 def _dry_run(compiled: CompiledGuide, values: Mapping[str, Any]) -> None:
     waves = compiled.waves()
-    print(f"plan for {compiled.guide.source}: {len(compiled.steps)} steps in {len(waves)} waves")
-    print("(steps in one wave do not wait for each other: they run in parallel)")
+    _say(f"plan for {compiled.guide.source}: {len(compiled.steps)} steps in {len(waves)} waves")
+    _say("(steps in one wave do not wait for each other: they run in parallel)")
     for number, wave in enumerate(waves, 1):
-        print(f"\nwave {number}:")
+        _say(f"\nwave {number}:")
         for step in wave:
             flags = [step.tool]
             if step.needs_approval:
                 flags.append("needs approval")
-            print(f"  - {step.id} [{', '.join(flags)}] guide line {step.line}")
+            _say(f"  - {step.id} [{', '.join(flags)}] guide line {step.line}")
             if step.kind == "command":
-                print(f"      $ {_shown_command(step.args, values)}")
+                _say(f"      $ {_shown_command(step.args, values)}")
             elif step.kind == "judge":
                 test = step.args.get("test")
                 how = f" (test: {test['op']} {test['value']!r})" if test else " (LLM judge or operator)"
-                print(f"      decide: {step.args['condition']}{how}")
+                _say(f"      decide: {step.args['condition']}{how}")
             elif step.kind == "manual":
                 shown = step.args.get("command") or step.args["instruction"]
-                print(f"      by hand: {_fill(str(shown), values)[:160]}")
+                _say(f"      by hand: {_fill(str(shown), values)[:160]}")
             elif step.kind == "repeat":
-                print(f"      repeat up to {step.args['max_iterations']}x until: {step.args['until']}")
+                _say(f"      repeat up to {step.args['max_iterations']}x until: {step.args['until']}")
                 for call in step.args["body"]:
-                    print(f"        $ {_shown_command(call['args'], values)}")
+                    _say(f"        $ {_shown_command(call['args'], values)}")
             if step.needs:
-                print(f"      after: {', '.join(step.needs)}" + (" (any)" if step.join == "any" else ""))
+                _say(f"      after: {', '.join(step.needs)}" + (" (any)" if step.join == "any" else ""))
             if step.gates:
-                print(
+                _say(
                     "      only if: "
                     + " and ".join(f"{'not ' if negated else ''}{judge}" for judge, negated in step.gates)
                 )
@@ -253,9 +259,9 @@ def _dry_run(compiled: CompiledGuide, values: Mapping[str, Any]) -> None:
     shown = {
         name: values.get(name, compiled.inputs[name].get("default", "<not set>")) for name in compiled.inputs
     }
-    print(f"\ninputs: {json.dumps(shown)}")
+    _say(f"\ninputs: {json.dumps(shown)}")
     if missing:
-        print("missing for a real run: " + " ".join(f"--set {name}=…" for name in missing))
+        _say("missing for a real run: " + " ".join(f"--set {name}=…" for name in missing))
 
 
 def _operator(view: ProgressView | None, lock: asyncio.Lock) -> OperatorAsk:
@@ -266,7 +272,9 @@ def _operator(view: ProgressView | None, lock: asyncio.Lock) -> OperatorAsk:
             if view is not None:
                 view.pause()
             try:
-                return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
+                # The question quotes the guide (and an LLM): never markup or controls.
+                shown = escape_for_terminal(question)
+                return await asyncio.to_thread(Confirm.ask, shown, console=err, default=False)
             finally:
                 if view is not None:
                     view.resume()
@@ -304,10 +312,13 @@ def _memory_table(compiled: CompiledGuide, result: RunResult) -> Table:
         elif isinstance(output, Mapping) and "rows" in output:
             shown = json.dumps(output["rows"], default=str)[:100]
         elif isinstance(output, Mapping) and "stdout" in output:
-            shown = (str(output["stdout"]).strip().splitlines() or [""])[-1][:100]
+            shown = (str(output["stdout"]).strip().splitlines() or [""])[-1]
+            shown = escape_control(shown)[:100]
         else:
             shown = json.dumps(output, default=str)[:100]
-        table.add_row(str(step.line), step.id, task.status.value, shown)
+        # Command output is the guide's least trusted text: shown literally, never as
+        # markup or terminal controls (`[conceal]FAILED[/conceal]OK`, `\x1b]0;title\x07`).
+        table.add_row(str(step.line), safe_text(step.id), task.status.value, safe_text(shown))
     return table
 
 

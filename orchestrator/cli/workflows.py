@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from planners import Workflow, WorkflowFileError, workflow_json_schema
+from planners import Problem, Workflow, WorkflowFileError, workflow_json_schema
 
 from ..console import ProgressView, json_default, summary_table
 from ..errors import DeviceError, JournalError
@@ -21,6 +21,7 @@ from ..graph import TaskStatus
 from ..report import write_html
 from ..result import RunResult
 from ..run import Orchestrator
+from ..terminal_text import escape_control, escape_for_terminal
 from .common import (
     FlowArgument,
     SetOption,
@@ -79,6 +80,7 @@ def run(
     """
     registry = registry_for(tools)
     workflow = load_flow(flow, registry)
+    _print_warnings(workflow)
     try:
         inputs = workflow.resolve_inputs(parse_sets(set_), from_strings=True)
         graph = workflow.to_graph()
@@ -139,7 +141,7 @@ def run(
     if report is not None:
         path = write_html(report, final_graph, result, events, title=workflow.name)
         if not json_lines:
-            err.print(f"report: {path}", highlight=False)
+            err.print(escape_control(f"report: {path}"), highlight=False, markup=False)
     if json_lines:
         print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=json_default), flush=True)
     else:
@@ -164,11 +166,34 @@ def _failure_reason(flow: Path, workflow: Workflow, result: RunResult) -> str:
     return f"{flow}: run {result.status.value}: {result.error or 'unknown reason'}"
 
 
-def validate(flow: FlowArgument, tools: ToolsOption = None) -> None:
-    """Check a workflow without running it; print every problem, not just the first."""
+def validate(
+    flow: FlowArgument,
+    tools: ToolsOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")] = False,
+) -> None:
+    """Check a workflow without running it; print every problem, not just the first.
+
+    Warnings (an expression pasted into a `sh -c` script or an SQL query) are printed on
+    stderr and do not fail the check unless --strict.
+    """
     registry = registry_for(tools)
     workflow = load_flow(flow, registry)
-    out.print(f"[green]✔[/] {flow}: {len(workflow.steps)} steps, valid", highlight=False)
+    warnings = _print_warnings(workflow)
+    if warnings and strict:
+        fail(f"{flow}: {len(warnings)} warning(s) (--strict)")
+    noted = f" ({len(warnings)} warning(s))" if warnings else ""
+    out.print(
+        f"[green]✔[/] {escape_for_terminal(str(flow))}: {len(workflow.steps)} steps, valid{noted}",
+        highlight=False,
+    )
+
+
+def _print_warnings(workflow: Workflow) -> list[Problem]:
+    """Print the workflow's warnings on stderr, one line each; return them."""
+    warnings = workflow.warnings()
+    for warning in warnings:
+        err.print(escape_control(str(warning)), style="yellow", highlight=False, markup=False, soft_wrap=True)
+    return warnings
 
 
 def graph(

@@ -1,11 +1,17 @@
 """`stepweave run` at its edges: outputs that cannot be computed, outputs that are tool
-results, env access, approval without a terminal, conditions made of text."""
+results, env access, approval without a terminal, conditions made of text; and hostile
+input: terminal escapes and markup in outputs, expressions pasted into shell scripts,
+YAML that is deep, bombed or binary."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
-from .test_cli import cli, json_lines
+import pytest
+
+from .test_cli import cli, json_lines, stepweave_command
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -79,3 +85,137 @@ def test_a_condition_of_text_and_placeholders_is_rejected_with_its_line(tmp_path
     proc = cli("validate", str(flow))
     assert proc.returncode == 1
     assert f"{flow}:" in proc.stderr and "when must be one expression" in proc.stderr
+
+
+# -- untrusted text in the terminal (security review, finding 8) ----------------------------
+
+HOSTILE = (
+    r'printf "[conceal]secret[/conceal] \033]0;title\007 \033[2J bad" >&2; '
+    r'printf "[conceal]x[/conceal] \033]0;title\007"; exit 3'
+)
+
+
+def cli_env(*args: str, cwd: Path, color: bool) -> subprocess.CompletedProcess[str]:
+    """The CLI as on a colour terminal (Rich's FORCE_COLOR) or as in a pipe."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "COLUMNS": "200",
+        "HOME": str(cwd),
+        "STEPWEAVE_JOURNAL": str(cwd / "j.db"),
+    }
+    if color:
+        env |= {"FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    return subprocess.run(
+        [*stepweave_command(), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_shown_literally(output: str, markup: str, *, color: bool) -> None:
+    assert markup in output  # the brackets are text, not a style that hides what is inside
+    assert "\\x1b]0;title\\x07" in output or "\\x1b]0;owned\\x07" in output  # visible escapes
+    assert "\x07" not in output and "\x1b]" not in output and "\x1b[2J" not in output
+    if not color:
+        assert "\x1b" not in output  # no escape byte at all reaches a pipe
+
+
+@pytest.mark.parametrize("color", [False, True], ids=["pipe", "terminal"])
+def test_tool_output_and_errors_are_shown_literally(tmp_path: Path, color: bool) -> None:
+    flow = write(
+        tmp_path,
+        "name: hostile\nsteps:\n  - id: show\n    tool: shell\n"
+        f"    args: {{argv: [sh, -c, {json.dumps(HOSTILE)}], check: true}}\n",
+    )
+    proc = cli_env("run", str(flow), cwd=tmp_path, color=color)
+    assert proc.returncode == 1
+    # The summary table (stdout) and the one-line reason (stderr) both quote the error.
+    assert_shown_literally(proc.stdout, "[conceal]secret[/conceal]", color=color)
+    assert_shown_literally(proc.stderr, "[conceal]secret[/conceal]", color=color)
+    assert "step 'show' failed" in proc.stderr
+
+
+@pytest.mark.parametrize("color", [False, True], ids=["pipe", "terminal"])
+def test_tsg_guide_steps_show_command_output_literally(tmp_path: Path, color: bool) -> None:
+    guide = tmp_path / "markup.md"
+    guide.write_text(
+        "# Out\n\n## Diagnosis\n\n1. Show status:\n\n   ```shell\n"
+        '   printf "[conceal]FAILED: disk corrupted[/conceal]OK \\033]0;owned\\007 \\033[2J"\n'
+        "   ```\n"
+    )
+    proc = cli_env("tsg", "run", str(guide), cwd=tmp_path, color=color)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout[proc.stdout.index("guide steps") :]
+    assert_shown_literally(table, "[conceal]FAILED: disk corrupted[/conceal]OK", color=color)
+
+
+# -- expressions pasted into shell scripts (finding 19) -------------------------------------
+
+SHINJ = """\
+name: shinj
+inputs:
+  host:
+    type: string
+    default: localhost
+steps:
+  - id: ping
+    tool: shell
+    args:
+      argv: [sh, -c, "echo checking ${{ inputs.host }}"]
+  - id: safe
+    tool: shell
+    args:
+      argv: [echo, "${{ inputs.host }}"]
+"""
+
+
+def test_validate_and_run_warn_about_an_expression_in_a_shell_script(tmp_path: Path) -> None:
+    flow = write(tmp_path, SHINJ)
+    checked = cli("validate", str(flow))
+    assert checked.returncode == 0, checked.stderr
+    assert "2 steps, valid (1 warning(s))" in checked.stdout
+    (warning,) = [line for line in checked.stderr.splitlines() if line.strip()]
+    assert warning.startswith(f"{flow}:10:") and "step 'ping': warning: args.argv[2]" in warning
+    assert "`sh -c` script" in warning and "set_env" in warning
+    strict = cli("validate", str(flow), "--strict")
+    assert strict.returncode == 1 and "1 warning(s) (--strict)" in strict.stderr
+    ran = cli("run", str(flow), "--set", "host=web-1", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.count("is pasted into a `sh -c` script") == 1  # once, before the run
+
+
+# -- hostile input files (finding 15) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "deep.yaml",
+            "name: d\nsteps:\n  - id: a\n    tool: shell\n    args:\n      argv: "
+            + "[" * 50_000
+            + "]" * 50_000,
+        ),
+        ("maps.yaml", "name: d\nsteps: " + "{a: " * 50_000 + "1" + "}" * 50_000),
+        ("nul.yaml", "name: d\nsteps:\n  - id: a\x00\n"),
+        (
+            "bomb.yaml",
+            "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)),
+        ),
+    ],
+)
+def test_hostile_yaml_fails_in_one_line_naming_the_file(tmp_path: Path, name: str, content: str) -> None:
+    flow = tmp_path / name
+    flow.write_text(content)
+    # `validate` here; `run` and `graph` load files the same way (load_flow).
+    for command in ("validate", "run") if name == "deep.yaml" else ("validate",):
+        proc = cli(command, str(flow))
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        problem, summary = proc.stderr.strip().splitlines()
+        assert problem.startswith(f"{flow}:") and summary == f"error: {flow}: invalid workflow (1 problem(s))"
