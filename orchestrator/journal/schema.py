@@ -11,15 +11,26 @@ rejected with ``JournalVersionError``, never read with the wrong meaning. The
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Literal
 
 from ..errors import JournalCorrupt, JournalError, JournalVersionError
 
-__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "connect", "default_path"]
+__all__ = [
+    "APPLICATION_ID",
+    "FORMAT_VERSION",
+    "Durability",
+    "connect",
+    "default_path",
+    "warn_if_exposed",
+]
+
+_log = logging.getLogger("stepweave.journal")
 
 #: Bumped on any change to the tables below; older and newer files are refused.
 FORMAT_VERSION = 1
@@ -80,10 +91,8 @@ def connect(path: Path, *, create: bool = True, durability: Durability = "proces
     if not create and not path.exists():
         raise JournalError(f"{path}: no journal here (runs are journaled by `stepweave run`)")
     if create:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"{path}: cannot create the journal's directory: {exc}") from None
+        _create_private(path)
+    warn_if_exposed(path)
     try:
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE in the writer), so
         # the sqlite3 module never opens one behind our back.
@@ -96,6 +105,65 @@ def connect(path: Path, *, create: bool = True, durability: Durability = "proces
         conn.close()
         raise
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the journal's directory (0700) and the file itself (0600) if they are missing.
+
+    The journal holds every input and output of every run, so other users must not read
+    it; and what it holds decides what ``resume`` runs, so they must not write it. SQLite
+    gives its ``-wal`` and ``-shm`` files the database file's mode, which is why creating
+    the (empty) file ourselves, before SQLite does with 0644, covers all three.
+    """
+    try:
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot create the journal's directory: {exc}") from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # an existing journal (or another process just created it): keep it as it is
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot create the journal: {exc}") from None
+
+
+_warned: set[Path] = set()
+
+
+def warn_if_exposed(path: Path) -> list[str]:
+    """Warn (once per file and process) if other users can change the journal.
+
+    Anyone who can write the journal, its ``-wal`` file, or the directory holding them
+    (and so replace them) can change what a ``resume`` runs. Checked: world-writable
+    modes and an owner other than the current user (or root). Group-writable is not
+    flagged: with per-user groups (umask 002) it is the norm and harmless. Returns the
+    reasons (empty when all is well).
+    """
+    reasons: list[str] = []
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    for item in (path.parent, path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = item.stat()
+        except OSError:
+            continue
+        kind = "directory" if stat.S_ISDIR(info.st_mode) else "file"
+        if info.st_mode & stat.S_IWOTH:
+            reasons.append(
+                f"the {kind} {item} is writable by every user (mode {stat.filemode(info.st_mode)})"
+            )
+        elif me is not None and info.st_uid not in (me, 0):
+            reasons.append(f"the {kind} {item} belongs to another user (uid {info.st_uid})")
+    key = path.resolve() if path.parent.exists() else path
+    if reasons and key not in _warned:
+        _warned.add(key)
+        _log.warning(
+            "warning: %s: %s; whoever can change the journal can change what `stepweave resume` "
+            "runs: keep it in a directory only you can write (chmod 700 DIR; chmod 600 the journal)",
+            path,
+            "; ".join(reasons),
+        )
+    return reasons
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, *, create: bool, durability: Durability) -> None:

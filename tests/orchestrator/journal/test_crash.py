@@ -138,16 +138,22 @@ def test_kill_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     assert "in flight when it stopped: slow, plain" in shown.stdout
 
     release.touch()
+    # The tool modules are not imported from the journal: resume asks for them again.
+    untold = cli("resume", run_id)
+    assert untold.returncode == 2, untold.stderr
+    assert f"--tools {tools}" in " ".join(untold.stderr.split())
+    assert collections.Counter(line.split()[0] for line in lines(effects)) == before
+
     # `plain` is not idempotent: without a terminal to ask, it is not repeated, and the
-    # resume says so and fails (tools come from the journal).
-    refused = cli("resume", run_id)
+    # resume says so and fails.
+    refused = cli("resume", run_id, "--tools", tools)
     assert refused.returncode == 1, refused.stderr
     stderr = " ".join(refused.stderr.split())
     assert "step 'plain' (slow_plain) was running when the run stopped and is not idempotent" in stderr
     assert "--retry-inflight retry" in stderr
     assert collections.Counter(line.split()[0] for line in lines(effects)) == before
 
-    resumed = cli("resume", run_id, "--retry-inflight", "retry", "--json")
+    resumed = cli("resume", run_id, "--tools", tools, "--retry-inflight", "retry", "--json")
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     after = collections.Counter(line.split()[0] for line in lines(effects))
     # Finished steps ran once; the in-flight idempotent one found its effect and skipped
@@ -163,7 +169,7 @@ def test_kill_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
     assert sorted(resumed_event["retried"]) == ["plain", "slow"]
     record = json.loads(cli("runs", "list", "--json").stdout.splitlines()[0])
     assert (record["status"], record["tasks_done"], record["tasks_total"]) == ("succeeded", 6, 6)
-    again = cli("resume", run_id)
+    again = cli("resume", run_id, "--tools", tools)
     assert again.returncode == 1 and "already succeeded" in again.stderr
 
 
