@@ -399,6 +399,8 @@ class _Builder:
         self._active: set[int] = set()
         self._seen: set[int] = set()
         self._flattened: set[int] = set()
+        self._checked: set[int] = set()
+        self._merged: dict[int, int] = {}  # mapping → how many of its pairs came from merges
         self._in_alias = 0
         self._expanded = 0
         self._outer_alias = Mark(1, 1)  # the anchor whose alias is being expanded
@@ -440,8 +442,8 @@ class _Builder:
             self._active.discard(key)
             self._in_alias -= alias
 
-    def _count_expansion(self) -> None:
-        self._expanded += 1
+    def _count_expansion(self, count: int = 1) -> None:
+        self._expanded += count
         if self._expanded > self.limits.max_alias_values:  # aliases of aliases grow exponentially
             limit = self.limits.max_alias_values
             message = f"the aliases in the document expand to more than {limit} values"
@@ -462,10 +464,14 @@ class _Builder:
             return None
 
     def mapping(self, node: MappingNode, path: Path) -> dict[Any, Any]:
-        if id(node) not in self._flattened:
-            self._flattened.add(id(node))
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
             self._check_duplicates(node)
-            self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        self._flatten(node)
+        merged = self._merged.get(id(node), 0)
+        if merged and not self._in_alias:  # `<<: *anchor` copies values in: it is an alias use
+            self._outer_alias = self._mark(node)
+            self._count_expansion(merged)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
@@ -475,6 +481,35 @@ class _Builder:
             self.source_map.keys[(*path, key)] = self._mark(key_node)
             result[key] = self.value(value_node, (*path, key))
         return result
+
+    def _flatten(self, node: MappingNode) -> None:
+        """Resolve ``<<`` merge keys in place, as PyYAML does, but keep each key once.
+
+        PyYAML appends every merged pair, so mappings that merge mappings that merge ...
+        grow exponentially before a single value is built. Keeping one pair per key
+        (the first position, the last value: what a dict makes of them anyway) bounds a
+        flattened mapping by the keys written in the file; ``mapping`` then counts the
+        merged pairs against the alias budget.
+        """
+        if id(node) in self._flattened:
+            return
+        self._flattened.add(id(node))
+        merged: list[tuple[Node, Node]] = []
+        own: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in reversed(sources):  # the first mapping of a merge list wins: take it last
+                if not isinstance(source, MappingNode):
+                    self._problem(source, "a merge key (<<) takes a mapping or a list of mappings", None)
+                    continue
+                self._flatten(source)
+                merged.extend(source.value)
+        if len(own) != len(node.value):
+            node.value = _last_value_wins([*merged, *own])
+            self._merged[id(node)] = max(0, len(node.value) - len(own))
 
     def _check_duplicates(self, node: MappingNode) -> None:
         """YAML says keys are unique; PyYAML silently keeps the last one. We say so."""
@@ -497,6 +532,23 @@ class _Builder:
         """A limit is reached: stop building at once (going on is what the limit prevents)."""
         mark = where if isinstance(where, Mark) else self._mark(where)
         raise WorkflowFileError([Problem(self.source_map.file, mark.line, mark.column, None, message, hint)])
+
+
+def _last_value_wins(pairs: list[tuple[Node, Node]]) -> list[tuple[Node, Node]]:
+    """One pair per scalar key: at its first position, with its last value."""
+    where: dict[tuple[str, Any], int] = {}
+    result: list[tuple[Node, Node]] = []
+    for pair in pairs:
+        key_node = pair[0]
+        if isinstance(key_node, ScalarNode):
+            identity = (key_node.tag, key_node.value)
+            index = where.get(identity)
+            if index is not None:
+                result[index] = pair
+                continue
+            where[identity] = len(result)
+        result.append(pair)
+    return result
 
 
 def _own_pairs(node: MappingNode) -> Iterator[tuple[ScalarNode, Node]]:
