@@ -361,6 +361,11 @@ def run(
     config = _llm_config(llm, model)
     compiled = _compile(guide, config)
     values = _overrides(compiled, parse_sets(set_), _incident_values(incident))
+    refused = compiled.unsafe_values(values)  # --set and alert labels are untrusted text
+    if refused:
+        for message in refused:
+            err.print(message, highlight=False, markup=False)
+        fail(f"{guide}: {len(refused)} input value(s) refused (a value must not start with '-' there)")
     if dry_run:
         _dry_run(compiled, values)
         return

@@ -3,14 +3,17 @@
 Two things, in one request: a command for each prose-only step that names an action
 ("Check the pod's logs"), and a measurable test for each condition that has none ("the
 error rate is elevated" → ``> 5``). What comes back is validated, classified like any
-command (unknown = mutating, so it needs approval) and marked as proposed by the LLM in
-the compiled workflow. Nothing here runs without ``--llm``; the client is imported lazily.
+command (unknown = mutating, so it needs approval; a pipeline or list is judged as a whole)
+and marked as proposed by the LLM in the compiled workflow. A proposal with a newline or
+another control character is refused: ``sh -c`` would run each line as its own command.
+Nothing here runs without ``--llm``; the client is imported lazily.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -33,6 +36,10 @@ _SYSTEM = (
     '{"steps": [{"id": "...", "command": "..." | null, "language": "shell"}], '
     '"conditions": [{"id": "...", "test": {"kind": "...", "op": "...", "value": ...} | null}]}'
 )
+
+
+#: Line breaks (including Unicode ones) and control characters other than a tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 
 
 class _Step(BaseModel):
@@ -118,7 +125,15 @@ async def assist_guide(guide: Guide, *, model: str, base_url: str | None, api_ke
         step = actions.get(proposal.id)
         if step is None or not proposal.command or not proposal.command.strip():
             continue
-        command = make_command(proposal.command.strip(), proposal.language, step.line)
+        text = proposal.command.strip()
+        if _CONTROL.search(text):
+            # A newline is a second command to sh -c; NUL and escapes hide text from the reviewer.
+            changes.append(
+                f"line {step.line}: {step.title!r}: refused the proposed command "
+                f"{text[:80]!r}: it contains a newline or control characters"
+            )
+            continue
+        command = make_command(text, proposal.language, step.line)
         command.origin = "llm"
         step.commands.append(command)
         changes.append(f"line {step.line}: {step.title!r} → `{command.text}` ({command.effect})")

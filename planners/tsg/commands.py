@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classify import KNOWN_PROGRAMS, Classification, classify_query, classify_shell, classify_sql
+from .literal import literal
 from .placeholders import ENVIRONMENT_NAMES, PLACEHOLDER, Placeholder, find_placeholders, input_name
-from .shell import is_operator, is_redirect, shell_segments, shell_tokens
+from .rules import value_options
+from .shell import ShellSyntaxError, needs_shell, parse_shell
 
 __all__ = [
     "QUERY_LANGUAGES",
@@ -30,6 +32,7 @@ __all__ = [
     "commands_in_block",
     "inline_command",
     "placeholder_notes",
+    "shell_view",
 ]
 
 SHELL_LANGUAGES = frozenset({"shell", "bash", "sh", "zsh", "ksh", "console", "shell-session", "terminal"})
@@ -63,23 +66,40 @@ class Command:
         return self.language
 
     def needs_shell(self) -> bool:
-        if self.language != "shell":
-            return False
-        if "$(" in self.text or "`" in self.text:
-            return True
-        tokens = shell_tokens(self.text)
-        return any(is_operator(t) or is_redirect(t) or t in ("<", "<<<", "(", ")") for t in tokens)
+        return self.language == "shell" and needs_shell(shell_view(self.text))
+
+    def words(self) -> list[str]:
+        """The words of a command that needs no shell, placeholders still as written."""
+        angles: list[str] = []
+
+        def hide(match: re.Match[str]) -> str:
+            angles.append(match.group(0))
+            return f"\x01{len(angles) - 1}\x01"
+
+        try:
+            parsed = parse_shell(_ANGLE.sub(hide, self.text))
+        except ShellSyntaxError:
+            return shlex.split(self.text)
+        return [
+            re.sub("\x01(\\d+)\x01", lambda m: angles[int(m.group(1))], w.text)
+            for c in parsed.commands
+            for w in c.words
+        ]
 
     def argv(self) -> list[str]:
         """The argument list (placeholders still as written), for display and classification."""
-        return shlex.split(self.text) if not self.needs_shell() else ["sh", "-c", self.text]
+        return self.words() if not self.needs_shell() else ["sh", "-c", self.text]
 
     def template(self) -> str:
         """The command on one line, placeholders as ``${{ inputs.<name> }}`` (for a person to run)."""
-        return PLACEHOLDER.sub(_reference, re.sub(r"\s+", " ", self.text).strip())
+        return PLACEHOLDER.sub(_reference, literal(re.sub(r"\s+", " ", self.text).strip()))
 
     def tool_args(self) -> dict[str, Any]:
-        """Arguments of the tool call, with placeholders as ``${{ inputs.<name> }}``."""
+        """Arguments of the tool call, with placeholders as ``${{ inputs.<name> }}``.
+
+        The guide's own text is escaped (``literal``) so nothing in it is evaluated; only the
+        references made here are expressions.
+        """
         if self.language == "sql":
             params: list[str] = []
 
@@ -92,22 +112,101 @@ class Command:
 
             # '$HOST' in quotes is still one value: the quotes go, the parameter stays.
             quoted = re.compile(rf"'(?:{PLACEHOLDER.pattern})'")
-            query = quoted.sub(to_param, self.text.strip().rstrip(";"))
+            query = quoted.sub(to_param, literal(self.text.strip().rstrip(";")))
             query = PLACEHOLDER.sub(to_param, query)
             args: dict[str, Any] = {"path": "${{ inputs.database }}", "query": query}
             if params:
                 args["params"] = params
+            if self.effect == "write":
+                args["write"] = True  # approved before it runs; the sql tool opens read-only otherwise
             return args
         if self.language != "shell":
-            return {"query": PLACEHOLDER.sub(_reference, self.text.strip())}
+            return {"query": PLACEHOLDER.sub(_reference, literal(self.text.strip()))}
         if not self.needs_shell():
-            return {"argv": [PLACEHOLDER.sub(_reference, token) for token in shlex.split(self.text)]}
+            return {"argv": [PLACEHOLDER.sub(_reference, literal(token)) for token in self.words()]}
         names = {p.name for p in self.placeholders}
-        text = PLACEHOLDER.sub(lambda m: _as_env(m, names), self.text)
-        result: dict[str, Any] = {"argv": ["sh", "-c", text]}
+        result: dict[str, Any] = {"argv": ["sh", "-c", literal(_quote_placeholders(self.text, names))]}
         if names:
             result["set_env"] = {name: f"${{{{ inputs.{name} }}}}" for name in sorted(names)}
         return result
+
+    def operand_placeholders(self) -> list[tuple[str, str]]:
+        """(placeholder, program) for each placeholder that starts a word a program reads as an
+        operand or option: a value starting with ``-`` there would become an option."""
+        if self.language != "shell":
+            return []
+        try:
+            parsed = parse_shell(shell_view(self.text))
+        except ShellSyntaxError:
+            return [(p.name, "sh") for p in self.placeholders]
+        found: list[tuple[str, str]] = []
+        for command in parsed.commands:
+            words = [w.text for w in command.words]
+            program = words[0] if words else ""
+            options = value_options(program)
+            ended = False
+            for index, word in enumerate(words):
+                if word == "--" and index:
+                    ended = True  # after --, nothing is an option
+                    continue
+                match = PLACEHOLDER.match(word)
+                if match is None or ended:
+                    continue
+                raw = match.group("braced") or match.group("bare") or match.group("angle")
+                if raw in ENVIRONMENT_NAMES:
+                    continue
+                previous = words[index - 1] if index else ""
+                takes_value = previous in options or (
+                    len(previous) > 1
+                    and previous[0] == "-"
+                    and previous[1] != "-"
+                    and f"-{previous[-1]}" in options
+                )
+                if not takes_value:
+                    found.append((input_name(raw), program))
+        return found
+
+
+_ANGLE = re.compile(r"<([A-Za-z][A-Za-z0-9_\-]*)>")
+
+
+def shell_view(text: str) -> str:
+    """``text`` with ``<name>`` placeholders written as ``${name}``, so ``<`` is not a redirection."""
+    return _ANGLE.sub(lambda m: "${" + input_name(m.group(1)) + "}", text)
+
+
+def _quote_placeholders(text: str, names: set[str]) -> str:
+    """Each placeholder as ``"${NAME}"``: one word, never split or globbed, wherever it stands.
+
+    Inside double quotes it is ``${NAME}``; inside single quotes the quote is closed around
+    ``"${NAME}"`` so the value is still substituted as one piece of that word.
+    """
+    out: list[str] = []
+    quote: str | None = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and quote != "'":
+            out.append(text[index : index + 2])
+            index += 2
+            continue
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote == char else char
+            out.append(char)
+            index += 1
+            continue
+        match = PLACEHOLDER.match(text, index)
+        if match is not None:
+            raw = match.group("braced") or match.group("bare") or match.group("angle")
+            name = input_name(raw)
+            if raw not in ENVIRONMENT_NAMES and name in names:
+                expansion = "${" + name + "}"
+                out.append({None: f'"{expansion}"', '"': expansion, "'": f"'\"{expansion}\"'"}[quote])
+                index = match.end()
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _reference(match: re.Match[str]) -> str:
@@ -117,21 +216,9 @@ def _reference(match: re.Match[str]) -> str:
     return f"${{{{ inputs.{input_name(raw)} }}}}"
 
 
-def _as_env(match: re.Match[str], names: set[str]) -> str:
-    raw = match.group("braced") or match.group("bare") or match.group("angle")
-    name = input_name(raw)
-    if name not in names:
-        return match.group(0)
-    return f'"${{{name}}}"' if match.group("angle") else "${" + name + "}"
-
-
 def _classify(text: str, language: str) -> Classification:
     if language == "shell":
-        segments, redirects = shell_segments(text)
-        result = classify_shell(segments, redirects)
-        if ("$(" in text or "`" in text) and result.effect == "read":
-            return Classification("write", "command substitution runs a command the classifier cannot see")
-        return result
+        return classify_shell(shell_view(text))
     if language == "sql":
         return classify_sql(text)
     return classify_query(language, text)

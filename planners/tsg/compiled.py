@@ -6,6 +6,7 @@ linter's users and the tests can ask about the DAG without re-reading YAML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class CompiledStep:
     join: str = "all"
     needs_approval: bool = False
     command: Command | None = None
+    body: list[Command] = field(default_factory=list)  # a loop's commands
     condition: Condition | None = None
     comments: list[str] = field(default_factory=list)
 
@@ -100,6 +102,36 @@ class CompiledGuide:
         for step in self.steps:
             result[depth[step.id]].append(step)
         return result
+
+    def unsafe_values(self, values: Mapping[str, Any]) -> list[str]:
+        """Input values a command would read as an option: one message per refusal.
+
+        A placeholder that starts a word where the program expects an operand (``find
+        $LOGDIR``, ``sort "$FILE"``) must not start with ``-``: ``LOGDIR=-delete`` would
+        turn a listing into a deletion, and quoting cannot prevent that. Values come from
+        ``--set``, ``--incident`` (alert labels: untrusted) or the front matter's defaults.
+        """
+        problems: list[str] = []
+        seen: set[tuple[str, int]] = set()
+        source = self.guide.source or "<guide>"
+        for step in self.steps:
+            if step.kind not in ("command", "repeat"):
+                continue
+            for command in [*([step.command] if step.command else []), *step.body]:
+                for name, program in command.operand_placeholders():
+                    value = values.get(name, self.inputs.get(name, {}).get("default"))
+                    if (
+                        not isinstance(value, str)
+                        or not value.startswith("-")
+                        or (name, command.line) in seen
+                    ):
+                        continue
+                    seen.add((name, command.line))
+                    problems.append(
+                        f"{source}:{command.line}: step {step.id!r}: the value of {name} ({value[:60]!r}) "
+                        f"starts with '-', so {program or 'the command'} would read it as an option; refused"
+                    )
+        return problems
 
     def workflow_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "description": self.guide.title}

@@ -22,6 +22,7 @@ from typing import Any
 from .commands import Command
 from .compiled import CompiledGuide, CompiledStep, Gate
 from .conditions import Condition, Jump
+from .literal import literal
 from .steps import Guide, GuideStep
 
 __all__ = ["compile_guide"]
@@ -102,7 +103,7 @@ class _Compiler:
         key = (condition.text, condition.line)
         if key in self.judges:
             return self.judges[key]
-        args: dict[str, Any] = {"condition": condition.text, "guide_line": condition.line}
+        args: dict[str, Any] = {"condition": literal(condition.text), "guide_line": condition.line}
         if evidence is not None:
             args["evidence"] = f"${{{{ steps.{evidence}.output }}}}"
         decided = "an LLM judge if configured, else the operator"
@@ -128,9 +129,7 @@ class _Compiler:
         for placeholder in command.placeholders:
             self.declare(placeholder.name, command)
         if command.language == "sql":
-            self.inputs.setdefault(
-                "database", {"type": "string", "description": "SQLite file the guide's SQL runs against"}
-            )
+            self.declare_database()
         comment = [f"guide line {command.line}: {command.text.splitlines()[0][:90]}"]
         comment.append(f"{command.effect}: {command.classification.reason}")
         if command.origin == "llm":
@@ -138,7 +137,7 @@ class _Compiler:
         if command.effect == "session":
             args = {
                 "instruction": "Run this yourself (it keeps running or needs a person): "
-                + command.template(),
+                + command.template(),  # template() keeps the guide's text literal
                 "command": command.template(),
                 "guide_line": command.line,
             }
@@ -167,6 +166,16 @@ class _Compiler:
         step_id = self.add(step, deps, gates)
         self.emitted_commands.append((command, step_id))
         return step_id
+
+    def declare_database(self) -> None:
+        """The ``database`` input of SQL steps, with the front matter's default when it gives one."""
+        if "database" in self.inputs:
+            return
+        entry: dict[str, Any] = {"type": "string", "description": "SQLite file the guide's SQL runs against"}
+        defaults = self.guide.front_matter.get("inputs")
+        if isinstance(defaults, dict) and defaults.get("database") is not None:
+            entry["default"] = str(defaults["database"])
+        self.inputs["database"] = entry
 
     def declare(self, name: str, command: Command) -> None:
         if name in self.inputs:
@@ -343,7 +352,7 @@ class _Compiler:
     def manual_step(self, node: GuideStep, deps: list[str], gates: list[Gate], context: str | None) -> str:
         text = " ".join(s.text for s in node.walk()) or node.title
         text = re.sub(r"\s+", " ", text).strip()
-        args: dict[str, Any] = {"instruction": text[:600], "guide_line": node.line}
+        args: dict[str, Any] = {"instruction": literal(text[:600]), "guide_line": node.line}
         if context is not None and node.refers_back:
             args["evidence"] = f"${{{{ steps.{context}.output }}}}"
             deps = [*deps, context]
@@ -391,10 +400,12 @@ class _Compiler:
         for command in commands:
             for placeholder in command.placeholders:
                 self.declare(placeholder.name, command)
+            if command.language == "sql":
+                self.declare_database()
             body.append({"tool": command.tool, "args": command.tool_args()})
         args: dict[str, Any] = {
             "body": body,
-            "until": condition.text,
+            "until": literal(condition.text),
             "max_iterations": max_iterations,
             "interval_s": interval_s,
             "guide_line": condition.line,
@@ -412,6 +423,7 @@ class _Compiler:
             line,
             title,
             needs_approval=any(c.effect != "read" for c in commands),
+            body=commands,
             comments=[
                 f"guide line {condition.line}: repeat {verb} {condition.text!r}, at most "
                 f"{max_iterations} times (a bounded loop, not a cycle)"

@@ -20,6 +20,7 @@ __all__ = [
     "Block",
     "CodeBlock",
     "Document",
+    "FrontMatterError",
     "Link",
     "ListBlock",
     "ListItem",
@@ -100,6 +101,36 @@ def slugify(text: str) -> str:
     return re.sub(r"\s+", "-", text)
 
 
+class FrontMatterError(ValueError):
+    """Front matter that parses but cannot be used (an alias bomb, nesting too deep)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _load_front_matter(text: str, line: int) -> Any:
+    """The YAML between the ``---`` lines, read like a workflow file (value cap, no tags)."""
+    # Imported here: planners.workflow imports the orchestrator, which markdown users may not need.
+    from planners.workflow import WorkflowFileError
+    from planners.workflow.yaml_source import read_yaml
+
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay shared nodes: cheap even for a bomb
+    except yaml.YAMLError:
+        return None  # not YAML: a thematic break, not front matter
+    except RecursionError:
+        raise FrontMatterError(line, "front matter: nested too deeply") from None
+    try:
+        return read_yaml(text).data
+    except WorkflowFileError as exc:
+        problem = exc.problems[0] if exc.problems else None
+        where = line + (problem.line or 1) if problem is not None else line
+        raise FrontMatterError(where, f"front matter: {problem.message if problem else exc}") from None
+    except RecursionError:
+        raise FrontMatterError(line, "front matter: nested too deeply") from None
+
+
 def _front_matter(lines: list[str]) -> tuple[list[str], dict[str, Any]]:
     index = 0
     while index < len(lines) and (not lines[index].strip() or _HTML_COMMENT.match(lines[index])):
@@ -108,9 +139,11 @@ def _front_matter(lines: list[str]) -> tuple[list[str], dict[str, Any]]:
         return lines, {}
     for end in range(index + 1, len(lines)):
         if lines[end].strip() == "---":
-            try:
-                data = yaml.safe_load("\n".join(lines[index + 1 : end]))
-            except yaml.YAMLError:
+            block = "\n".join(lines[index + 1 : end])
+            if not block.strip():
+                return lines[:index] + [""] * (end - index + 1) + lines[end + 1 :], {}
+            data = _load_front_matter(block, index + 1)
+            if data is None:
                 return lines, {}  # a thematic break, not front matter
             blanked = lines[:index] + [""] * (end - index + 1) + lines[end + 1 :]
             return blanked, data if isinstance(data, dict) else {}

@@ -29,6 +29,10 @@ ENVIRONMENT_NAMES = frozenset(
         "LOGNAME",
         "OLDPWD",
         "UID",
+        # awk's own fields ($NF, $NR): runbooks write `awk '{print $NF}'`, never mean an input.
+        "NF",
+        "NR",
+        "FNR",
     ]
 )
 

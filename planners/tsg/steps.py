@@ -27,7 +27,7 @@ from .conditions import (
     states_end,
 )
 from .errors import GuideError
-from .markdown import CodeBlock, Document, ListBlock, Paragraph, Section, parse_markdown
+from .markdown import CodeBlock, Document, FrontMatterError, ListBlock, Paragraph, Section, parse_markdown
 
 __all__ = ["Guide", "GuideStep", "parse_guide"]
 
@@ -305,7 +305,10 @@ def parse_guide(text: str, source: str | os.PathLike[str] | None = None) -> Guid
     name = os.fspath(source) if source is not None else None
     if "\x00" in text:
         raise GuideError(name, None, "this is not a text file (it contains NUL bytes)")
-    document: Document = parse_markdown(text)
+    try:
+        document: Document = parse_markdown(text)
+    except FrontMatterError as exc:
+        raise GuideError(name, exc.line, str(exc)) from None
     builder = _Builder(name)
     root = builder.section(document.root, kind="guide")
     title = document.root.title or next((c.title for c in root.children), "") or "guide"

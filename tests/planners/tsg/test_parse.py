@@ -67,7 +67,8 @@ def test_prompts_continuations_and_output_in_one_block() -> None:
         ("oc extract secret/s --to=- > cert.crt", "write"),
         ("grep error app.log 2>/dev/null | sort | uniq -c", "read"),
         ("find /tmp -name '*.log' -delete", "write"),
-        ("sudo journalctl -u kubelet", "write"),
+        ("sudo journalctl -u kubelet", "read"),  # a runner is judged by what it runs
+        ("sudo -u root rm -rf /data", "write"),
         ("frobnicate --all", "write"),  # unknown: conservatively mutating
         ("ls $(cat list)", "write"),
     ],
