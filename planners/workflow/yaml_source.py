@@ -400,16 +400,27 @@ class _Builder:
         self._seen: set[int] = set()
         self._flattened: set[int] = set()
         self._checked: set[int] = set()
-        self._merged: dict[int, int] = {}  # mapping → how many of its pairs came from merges
+        self._merged: dict[int, set[int]] = {}  # mapping → its pairs that came from merges
         self._in_alias = 0
-        self._expanded = 0
+        self._written = 0  # values written out in the file
+        self._expanded = 0  # values made by aliases and merge keys
+        self._expanded_text = 0  # and the characters of their text
         self._outer_alias = Mark(1, 1)  # the anchor whose alias is being expanded
 
     def value(self, node: Node, path: Path) -> Any:
         start = node.start_mark
         self.source_map.values[path] = Mark(start.line + 1 + self.offset, start.column + 1)
-        if self._in_alias:
-            self._count_expansion()
+        key = id(node)
+        # The composer hands back the anchored node itself for an alias: a node met twice
+        # is an alias use, and everything built under it is expansion.
+        alias = key in self._seen
+        if alias or self._in_alias:
+            if not self._in_alias:
+                self._outer_alias = self._mark(node)
+            self._count_expansion(len(node.value) if isinstance(node, ScalarNode) else 0)
+        else:
+            self._seen.add(key)
+            self._written += 1
         if isinstance(node, ScalarNode):  # the hot path: most values are plain scalars
             if node.tag == _STR:
                 return node.value
@@ -420,17 +431,9 @@ class _Builder:
             return self._unsupported(node)
         if len(path) > self.limits.max_depth:
             self._stop(node, f"lists or mappings nest more than {self.limits.max_depth} levels deep", None)
-        key = id(node)
         if key in self._active:
             self._problem(node, "an alias refers to itself (a recursive anchor)", None)
             return None
-        # Only lists and mappings are tracked: an alias of a scalar is one value, but an
-        # alias of a container repeats everything in it.
-        alias = key in self._seen
-        if alias and not self._in_alias:
-            self._outer_alias = self._mark(node)
-            self._count_expansion()
-        self._seen.add(key)
         self._active.add(key)
         self._in_alias += alias
         try:
@@ -442,13 +445,28 @@ class _Builder:
             self._active.discard(key)
             self._in_alias -= alias
 
-    def _count_expansion(self, count: int = 1) -> None:
-        self._expanded += count
-        if self._expanded > self.limits.max_alias_values:  # aliases of aliases grow exponentially
-            limit = self.limits.max_alias_values
-            message = f"the aliases in the document expand to more than {limit} values"
-            hint = "an alias bomb? write the values out, or nest fewer aliases"
-            self._stop(self._outer_alias, message, hint)
+    def _count_expansion(self, characters: int) -> None:
+        """One more value (of ``characters`` if text) made by an alias; stop past the budget.
+
+        Aliases may add as many values as the file writes out, plus ``max_alias_values``:
+        a big file that reuses a few anchors a lot is fine, ten aliases of ten aliases of
+        ... are not. The text they add is bounded by ``max_bytes``, so one long string
+        repeated a million times is refused too (it would be written out in full by
+        anything that serialises the workflow: the journal, a report).
+        """
+        self._expanded += 1
+        self._expanded_text += characters
+        if self._expanded > self.limits.max_alias_values + self._written:
+            message = (
+                f"aliases add more than {self.limits.max_alias_values} values beyond the "
+                f"{self._written} the file writes out"
+            )
+        elif self._expanded_text > self.limits.max_bytes:
+            message = f"aliases add more than {self.limits.max_bytes} characters of text"
+        else:
+            return
+        hint = "an alias bomb? write the values out, or nest fewer aliases"
+        self._stop(self._outer_alias, message, hint)
 
     def _unsupported(self, node: Node) -> None:
         tag = node.tag.replace(_TAG, "!!")
@@ -468,18 +486,23 @@ class _Builder:
             self._checked.add(id(node))
             self._check_duplicates(node)
         self._flatten(node)
-        merged = self._merged.get(id(node), 0)
-        if merged and not self._in_alias:  # `<<: *anchor` copies values in: it is an alias use
-            self._outer_alias = self._mark(node)
-            self._count_expansion(merged)
+        merged = self._merged.get(id(node), ())
+        if merged and not self._in_alias:
+            self._outer_alias = self._mark(node)  # the mapping that merges is where it happens
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        for pair in node.value:
+            key_node, value_node = pair
             if not isinstance(key_node, ScalarNode):
                 self._problem(key_node, "a mapping key must be a plain value, not a list or mapping", None)
                 continue
             key = self.scalar(key_node)
             self.source_map.keys[(*path, key)] = self._mark(key_node)
-            result[key] = self.value(value_node, (*path, key))
+            copied = id(pair) in merged  # `<<: *anchor` copies values in: an alias use
+            self._in_alias += copied
+            try:
+                result[key] = self.value(value_node, (*path, key))
+            finally:
+                self._in_alias -= copied
         return result
 
     def _flatten(self, node: MappingNode) -> None:
@@ -509,7 +532,7 @@ class _Builder:
                 merged.extend(source.value)
         if len(own) != len(node.value):
             node.value = _last_value_wins([*merged, *own])
-            self._merged[id(node)] = max(0, len(node.value) - len(own))
+            self._merged[id(node)] = {id(pair) for pair in merged}
 
     def _check_duplicates(self, node: MappingNode) -> None:
         """YAML says keys are unique; PyYAML silently keeps the last one. We say so."""

@@ -268,7 +268,7 @@ def test_alias_bombs_stop_early(tmp_path: Path) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     problem = only(load_error(write(tmp_path, "\n".join(lines) + "\n")).problems)
-    assert problem.line is not None and "expand to more than" in problem.message
+    assert problem.line is not None and "aliases add more than" in problem.message
 
 
 def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
