@@ -78,6 +78,8 @@ _log = logging.getLogger("stepweave.devices.dispatcher")
 
 #: Heartbeats in a row that must omit an acknowledged task before we ask again.
 _MISSES_BEFORE_RESEND = 2
+#: Unhandled messages in our own inbox beyond which silence says nothing about a device.
+_BACKLOG = 50
 #: Rejected messages logged per device and rate window; the rest are only counted.
 _COMPLAINTS_PER_WINDOW = 10
 
@@ -249,6 +251,8 @@ class DeviceExecutor:
         self._burst = 2 * max_device_rate
         self._rate_window = rate_window
         self._budgets: dict[str, _Budget] = {}
+        #: ``time.monotonic()`` when a device last went over its budget.
+        self._flooded_at = -1e9
         self._lost_grace = lost_grace
         #: Device ids ignored because of ``trust`` (logged once each).
         self._ignored: set[str] = set()
@@ -263,7 +267,7 @@ class DeviceExecutor:
             on_alive=self._device_alive,
             ping=self._ping,
             heartbeat_misses=heartbeat_misses,
-            backlog=lambda: self._link.backlog if self._link is not None else 0,
+            busy=self._inbox_busy,
             trust=self.trust,
             max_device_concurrency=max_device_concurrency,
         )
@@ -507,10 +511,14 @@ class DeviceExecutor:
         device, attempt, link = job.device, job.attempt, self._link
         if device is None or link is None:
             return
+        if link.connected:
+            # From the moment it is on the wire, the broker may have it, PUBACK or not: under
+            # load the acknowledgement can sit for seconds in our own inbox, and a task that
+            # may not run twice must not count as undelivered meanwhile.
+            job.delivered = True
         sent = await link.publish(self.topics.tasks(device.device_id), job.payload, qos=1)
         if job.attempt != attempt:
             return
-        job.delivered = job.delivered or sent
         if not job.waiting or job.accepted:
             return
         if not sent:
@@ -679,6 +687,7 @@ class DeviceExecutor:
             budget = self._budgets[device_id] = _Budget(self._burst, now)
         if budget.take(self._rate, self._burst, now):
             return True
+        self._flooded_at = now
         if device_id in self._followed and device_id not in self._muted:
             self._mute(device_id)
         if now - budget.logged >= self._rate_window:
@@ -692,6 +701,22 @@ class DeviceExecutor:
             budget.logged = now
             budget.dropped = 0
         return False
+
+    def _inbox_busy(self) -> str | None:
+        """Why silence says nothing right now, or None.
+
+        A flood delays every message behind it, in the broker and in our socket, where we
+        cannot count them: while any device is over its budget (and for a rate window
+        after), and while our own queue has a backlog, no device is declared lost for
+        silence. A flood can thus delay the failover from a dead device (tasks still have
+        their timeouts), but cannot fail a healthy one.
+        """
+        backlog = self._link.backlog if self._link is not None else 0
+        if backlog > _BACKLOG:
+            return f"{backlog} messages wait to be handled here"
+        if time.monotonic() - self._flooded_at < self._rate_window:
+            return "a device is flooding us"
+        return None
 
     def _follow(self, device_id: str) -> None:
         """Subscribe to the heartbeats of a device we may use, then ask it for one."""

@@ -44,8 +44,6 @@ _log = logging.getLogger("stepweave.devices.registry")
 
 #: Never declare a device lost sooner than this, whatever its heartbeat interval.
 _MIN_SILENCE = 0.2
-#: Unhandled messages in our own inbox beyond which silence says nothing about a device.
-_BACKLOG = 50
 #: How long a last will waits for a reason to disbelieve it (see the module docstring).
 WILL_GRACE = 0.25
 
@@ -182,7 +180,7 @@ class DeviceRegistry:
         on_alive: Callable[[_Device], None],
         ping: Callable[[str], object],
         heartbeat_misses: float = 3.0,
-        backlog: Callable[[], int] = lambda: 0,
+        busy: Callable[[], str | None] = lambda: None,
         trust: DeviceTrust | None = None,
         max_device_concurrency: int = 16,
     ) -> None:
@@ -193,7 +191,7 @@ class DeviceRegistry:
         self._misses = heartbeat_misses
         self._paused = False
         self._trust = trust or DeviceTrust()
-        self._backlog = backlog
+        self._busy = busy
         self._cap = max(1, max_device_concurrency)
 
     def __iter__(self) -> Iterator[_Device]:
@@ -312,14 +310,10 @@ class DeviceRegistry:
             device.timer = loop.call_at(device.deadline, self._check, device)
             return
         limit = self.silence_limit(device)
-        backlog = self._backlog()
-        if backlog > _BACKLOG:
-            # Messages wait in our own inbox: the device's may be among them. Judge later.
-            _log.info(
-                "device %s: silent, but %d messages wait to be handled here; not judging yet",
-                device.device_id,
-                backlog,
-            )
+        busy = self._busy()
+        if busy is not None:
+            # Messages wait for us (a flood, our own backlog): the device's may be among them.
+            _log.info("device %s is silent, but %s: not judging it yet", device.device_id, busy)
             device.deadline = loop.time() + limit
             device.timer = loop.call_at(device.deadline, self._check, device)
             return

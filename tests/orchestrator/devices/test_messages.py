@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from orchestrator import Orchestrator, RunStatus, Task, TaskStatus
-from orchestrator.devices import DeviceAgent, DeviceExecutor, Topics
+from orchestrator.devices import DeviceAgent, DeviceExecutor, LocalBroker, Topics, find_mosquitto
+from orchestrator.devices.broker import MAX_PACKET_SIZE
 from orchestrator.devices.protocol import (
     Accepted,
     Heartbeat,
@@ -299,3 +301,19 @@ async def test_status_and_heartbeats_must_come_from_their_own_topic(
         await squatter.publish(topics.heartbeat("squatter"), encode(beat), qos=1)
         await logs.wait_for(r"dropped a heartbeat claiming device 'victim' on the topic of 'squatter'")
         assert set(devices.devices) == {"squatter"}
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="the packet limit is Mosquitto's (amqtt has none)")
+async def test_the_generated_broker_config_refuses_oversized_messages(namespace: str) -> None:
+    """Review finding 14: a 200 MB retained status reached every orchestrator that connected."""
+    topics = Topics(namespace)
+    async with LocalBroker(kind="mosquitto") as broker:
+        with pytest.raises(aiomqtt.MqttError):
+            async with raw_client(broker.url) as rogue:
+                await rogue.publish(topics.status("rogue"), b"x" * (MAX_PACKET_SIZE + 1), qos=1, retain=True)
+                await rogue.publish(topics.status("rogue"), b"{}", qos=1)  # the broker hung up on us
+        async with raw_client(broker.url) as reader:
+            await reader.subscribe(topics.all_status(), qos=1)
+            await reader.publish(topics.status("sentinel"), b"{}", qos=1, retain=True)
+            message = await next_message(reader)
+        assert message.topic.value == topics.status("sentinel"), "nothing of the rogue's was retained"
