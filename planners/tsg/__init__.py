@@ -10,8 +10,10 @@ for finding in lint_guide(guide):        # StepFly's defect families, with line 
 ```
 
 Modules, one concept each: ``markdown`` (markdown-it-py → section tree), ``commands``
-(code blocks → commands), ``shell`` (splitting shell text), ``classify`` (read-only /
-mutating / interactive), ``placeholders`` (``$NAME``, ``${NAME}``, ``<name>`` → inputs),
+(code blocks → commands), ``shell`` (reading shell text as the shell does), ``classify``
+(read-only / mutating / interactive) with its tables in ``rules``, ``options`` (option
+parsing) and ``scripts`` (sed, awk, SQL), ``literal`` (guide text never becomes an
+expression), ``placeholders`` (``$NAME``, ``${NAME}``, ``<name>`` → inputs),
 ``conditions`` (control-flow phrases, measurable tests), ``steps`` (the step tree),
 ``compiler`` (→ ``compiled``: the workflow and its YAML), ``lint``, ``judge`` (deciding
 conditions at run time), ``assist`` (``--llm`` for prose), ``tools`` (``tsg_judge``,

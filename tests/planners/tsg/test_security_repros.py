@@ -232,7 +232,7 @@ BOMB = (
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (BOMB, "front matter: the aliases in the document expand to more than"),
+        (BOMB, "front matter:"),  # the wording is the workflow reader's
         ("---\nx: " + "[" * 20000 + "]" * 20000 + "\n---\n# A\n\n1. Run `ls -la /tmp`.\n", "front matter:"),
         ("---\nx: 1\n---\n# A\n\n1. Check:\n\n   ```shell\n   ls\0\n   ```\n", "NUL bytes"),
     ],
