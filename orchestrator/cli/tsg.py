@@ -123,12 +123,21 @@ def compile_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the workflow here (default: stdout).")
     ] = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="yaml: the workflow (default); plandag: StepFly's PlanDAG JSON with line provenance.",
+        ),
+    ] = "yaml",
     llm: LLMOption = False,
     model: ModelOption = None,
 ) -> None:
     """Compile a guide into a workflow YAML file whose comments point back to the guide's lines."""
+    if format_ not in ("yaml", "plandag"):
+        fail(f"--format {format_!r}: use yaml or plandag", code=2)
     compiled = _compile(guide, _llm_config(llm, model))
-    text = compiled.to_yaml()
+    text = compiled.to_yaml() if format_ == "yaml" else json.dumps(compiled.plandag(), indent=1) + "\n"
     try:
         compiled.workflow()
     except WorkflowFileError as exc:  # a compiler bug, not the user's: say so plainly

@@ -159,6 +159,10 @@ class CompiledGuide:
             parts.append(_indent(_dump([step.as_dict()])).rstrip())
         return "\n".join(parts) + "\n"
 
+    def plandag(self) -> dict[str, Any]:
+        """StepFly's PlanDAG JSON with provenance (node lines, kinds, commands, gates)."""
+        return legacy_plandag(self)
+
     def workflow(self) -> Workflow:
         return parse_workflow(self.to_yaml(), source=f"{self.guide.source or '<guide>'} (compiled)")
 
@@ -169,3 +173,41 @@ def _dump(data: Any) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+def legacy_plandag(compiled: CompiledGuide) -> dict[str, Any]:
+    """StepFly PlanDAG JSON of the compiled workflow (one node per step, edges from ``needs``)."""
+    nodes: list[dict[str, Any]] = [{"node": "start", "input_edges": [], "output_edges": []}]
+    needed = {n for s in compiled.steps for n in s.needs}
+    by_id: dict[str, dict[str, Any]] = {}
+    for step in compiled.steps:
+        commands = [c for c in ([step.command] if step.command else step.body)]
+        node: dict[str, Any] = {
+            "node": step.id,
+            "description": step.title,
+            "input_edges": [],
+            "output_edges": [],
+            "commands": [
+                {"line": c.line, "text": c.text, "mutating": c.effect != "read", "where": "local"}
+                for c in commands
+            ],
+        }
+        if step.kind != "judge":
+            node["lines"] = [step.line, step.line]
+        nodes.append(node)
+        by_id[step.id] = node
+    nodes.append({"node": "end", "input_edges": [], "output_edges": []})
+    named = {n["node"]: n for n in nodes}
+
+    def edge(src: str, dst: str, condition: str) -> None:
+        name = f"edge_{src}_{dst}"
+        named[src]["output_edges"].append({"edge": name, "condition": condition})
+        named[dst]["input_edges"].append({"edge": name})
+
+    for step in compiled.steps:
+        for need in step.needs or ["start"]:
+            gated = bool(step.gates) and need in {g for g, _ in step.gates}
+            edge(need, step.id, "judge" if gated else "none")
+        if step.id not in needed:
+            edge(step.id, "end", "none")
+    return {"nodes": nodes}
