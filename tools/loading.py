@@ -3,6 +3,7 @@ like ``python -m``, or a path to a ``.py`` file."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -44,19 +45,35 @@ def load_tools(specs: Sequence[str], into: ToolRegistry | None = None) -> ToolRe
 
 
 def import_tools_module(spec: str) -> ModuleType:
-    """Import ``spec``: a ``.py`` path (loaded under its file name) or a module name."""
+    """Import ``spec``: a ``.py`` path (loaded under a private module name) or a module name."""
     path = Path(spec)
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise ImportError(f"no such file: {spec}")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        name = _private_module_name(path)
+        module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
             raise ImportError(f"cannot import {spec}")
         module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
+        # Registered before it runs (dataclasses and pydantic look their module up by
+        # name), but never under its file name: a user's `tools.py` or `json.py` would
+        # replace a package of the same name for everything imported after it.
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
         return module
     # Like `python -m`: modules beside the user's files are importable by name.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     return importlib.import_module(spec)
+
+
+def _private_module_name(path: Path) -> str:
+    """The module name a ``.py`` file is loaded under: its stem, made private and unique
+    per file (two ``tools.py`` in different folders are two modules)."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in path.stem)
+    return f"_stepweave_user_{stem}_{digest}"

@@ -219,3 +219,18 @@ def test_hostile_yaml_fails_in_one_line_naming_the_file(tmp_path: Path, name: st
         assert "Traceback" not in proc.stderr
         problem, summary = proc.stderr.strip().splitlines()
         assert problem.startswith(f"{flow}:") and summary == f"error: {flow}: invalid workflow (1 problem(s))"
+
+
+def test_a_tools_module_named_tools_py_runs(tmp_path: Path) -> None:
+    # The user's file shares its name with stepweave's `tools` package, which it imports.
+    (tmp_path / "tools.py").write_text(
+        "from tools import tool\n\n\n@tool\ndef greet(name: str) -> str:\n    return f'hello {name}'\n"
+    )
+    flow = write(
+        tmp_path,
+        "name: greet\nsteps:\n  - id: hi\n    tool: greet\n    args: {name: ada}\n"
+        "outputs:\n  said: ${{ steps.hi.output }}\n",
+    )
+    proc = cli("run", str(flow), "--tools", "tools.py", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout)[-1]["outputs"] == {"said": "hello ada"}

@@ -68,3 +68,29 @@ def test_a_module_that_only_registers_python_callables_is_accepted(tmp_path: Pat
         assert list(registry) == [] and "loading_test_double" in registered_callables()
     finally:
         unregister_callable("loading_test_double")
+
+
+def test_a_user_file_named_tools_py_does_not_shadow_the_tools_package(tmp_path: Path) -> None:
+    import sys
+
+    import tools as stepweave_tools
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    registry = load_tools([write(first, "tools", "alpha"), write(second, "tools", "beta")])
+    assert sorted(t.name for t in registry) == ["alpha", "beta"]
+    # Each file is its own private module; the name `tools` still means stepweave's.
+    assert sys.modules["tools"] is stepweave_tools
+    modules = {registry.get(name).func.__module__ for name in ("alpha", "beta")}
+    assert len(modules) == 2 and all(m.startswith("_stepweave_user_tools_") for m in modules)
+
+
+def test_a_module_that_fails_to_import_is_not_left_half_registered(tmp_path: Path) -> None:
+    import sys
+
+    path = tmp_path / "raises_mod.py"
+    path.write_text("raise ImportError('missing dependency')\n")
+    with pytest.raises(ValueError, match="missing dependency"):
+        load_tools([str(path)])
+    assert not [name for name in sys.modules if name.startswith("_stepweave_user_raises_mod_")]
