@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import JournalCorrupt, RunNotFound
@@ -30,6 +27,7 @@ from ..events import (
 )
 from ..graph import Task, TaskGraph, TaskStatus
 from ..result import RunResult, RunStatus, TaskResult
+from .backend import Backend
 from .codec import decode_edit, decode_error, decode_graph, decode_task
 
 __all__ = ["RunHistory", "RunRecord", "list_runs", "load_run", "read_record"]
@@ -43,7 +41,8 @@ class RunRecord:
 
     run_id: str
     name: str | None
-    #: ``running`` (live), ``interrupted`` (its process died), or the run's final status.
+    #: ``queued`` (waiting for a worker), ``running`` (live), ``interrupted`` (its process
+    #: died or its lease expired), or the run's final status.
     status: str
     started_at: float
     ended_at: float | None
@@ -108,42 +107,36 @@ class RunHistory:
 _SETTLED = frozenset({TaskStatus.SUCCEEDED, TaskStatus.SKIPPED})
 
 
-def read_record(row: sqlite3.Row | tuple[Any, ...], alive: bool) -> RunRecord:
+def read_record(row: tuple[Any, ...], alive: bool) -> RunRecord:
     run_id, name, status, started, ended, total, done, error, owner, meta = row
     if status == "running" and not alive:
         status = "interrupted"
     return RunRecord(run_id, name, status, started, ended, total, done, error, owner, json.loads(meta))
 
 
-_RUN_COLUMNS = "run_id, name, status, started_at, ended_at, tasks_total, tasks_done, error, owner, meta"
+def list_runs(backend: Backend, *, limit: int | None = None) -> list[RunRecord]:
+    return [read_record(row, alive) for row, alive in backend.list_rows(limit)]
 
 
-#: Whether the process that owns a running run still exists: ``is_alive(run_id, owner)``.
-IsAlive = Callable[[str, str | None], bool]
-
-
-def list_runs(conn: sqlite3.Connection, is_alive: IsAlive, *, limit: int | None = None) -> list[RunRecord]:
-    sql = f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC"
-    rows = conn.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
-    return [read_record(row, is_alive(row[0], row[8])) for row in rows]
-
-
-def load_run(conn: sqlite3.Connection, path: Path, run_id: str, is_alive: IsAlive) -> RunHistory:
+def load_run(backend: Backend, run_id: str) -> RunHistory:
     """Rebuild ``run_id``; ``RunNotFound`` if it is not there, ``JournalCorrupt`` if unreadable."""
-    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(run_id, str(path))
-    record = read_record(row, is_alive(row[0], row[8]))
-    rows = conn.execute("SELECT seq, data FROM batches WHERE run_id = ? ORDER BY seq", (run_id,))
-    replay = _Replay(record, conn)
-    for seq, data in rows:
+    rows = backend.read(run_id)
+    if rows is None:
+        raise RunNotFound(run_id, backend.where)
+    record = read_record(rows.row, rows.alive)
+    replay = _Replay(record, rows.blobs)
+    for seq, data in rows.batches:
         try:
             for item in json.loads(data):
                 replay.apply(item)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise JournalCorrupt(f"{path}: run {run_id!r}, batch {seq} is unreadable: {exc}") from None
+            raise JournalCorrupt(
+                f"{backend.where}: run {run_id!r}, batch {seq} is unreadable: {exc}"
+            ) from None
     if replay.graph is None:
-        raise JournalCorrupt(f"{path}: run {run_id!r} has no recorded start (the journal is incomplete)")
+        raise JournalCorrupt(
+            f"{backend.where}: run {run_id!r} has no recorded start (the journal is incomplete)"
+        )
     return RunHistory(
         record, replay.graph, replay.items, replay.results, replay.events, replay.extras, replay.unsettled
     )
@@ -152,9 +145,9 @@ def load_run(conn: sqlite3.Connection, path: Path, run_id: str, is_alive: IsAliv
 class _Replay:
     """Applies journal rows in order."""
 
-    def __init__(self, record: RunRecord, conn: sqlite3.Connection) -> None:
+    def __init__(self, record: RunRecord, blobs: dict[str, bytes]) -> None:
         self.record = record
-        self.conn = conn
+        self.blobs = blobs
         self.graph: TaskGraph | None = None
         self.items: dict[str, Task] = {}
         self.results: dict[str, TaskResult] = {}
@@ -258,12 +251,10 @@ class _Replay:
         if result.status is not TaskStatus.CANCELLED and not interrupted:
             self.unsettled.discard(task_id)
         if blob is not None:
-            row = self.conn.execute(
-                "SELECT data FROM blobs WHERE run_id = ? AND digest = ?", (self.record.run_id, blob)
-            ).fetchone()
-            if row is None:
+            raw = self.blobs.get(blob)
+            if raw is None:
                 raise ValueError(f"output blob {blob} of task {task_id!r} is missing")
-            output = json.loads(bytes(row[0]).decode())
+            output = json.loads(raw.decode())
         result.output = output
         self.events.append(
             TaskEnded(

@@ -1,68 +1,86 @@
-"""``Journal``: the handle users pass around — a path plus the operations on the file."""
+"""``Journal``: the handle users pass around — where the runs are, and the operations on them."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import JournalCorrupt, JournalError
 from ..graph import TaskGraph
+from .backend import Backend, is_postgres_url, redact_url, sqlite_path
 from .reader import RunHistory, RunRecord, list_runs, load_run
-from .schema import Durability, connect, default_path
-from .writer import ACTIVE, RunRecorder, owner_id
+from .schema import Durability, default_path
+from .sqlite import SQLiteBackend
+from .writer import RunRecorder
+
+if TYPE_CHECKING:
+    from .postgres import PostgresBackend
 
 __all__ = ["Journal"]
 
 
 class Journal:
-    """The durable record of runs: one SQLite file (WAL mode) shared by every run.
+    """The durable record of runs: a SQLite file (the default) or a PostgreSQL database.
 
     ``Journal()`` uses ``$STEPWEAVE_JOURNAL`` or the user's data directory. Pass it to
     ``Orchestrator(journal=...)`` to record runs and to resume them.
 
     Args:
-        path: the journal file (created on first use).
+        location: a file path or ``sqlite:///path`` (one machine), or
+            ``postgresql://user@host:port/db`` (a team: shared history, the run queue of
+            ``stepweave worker``; needs the ``postgres`` extra).
         durability: ``"process"`` — a committed event survives the process being killed
             (the default); ``"power"`` — it also survives an OS crash (fsync per commit).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, durability: Durability = "process"
+        self, location: str | os.PathLike[str] | None = None, *, durability: Durability = "process"
     ) -> None:
         if durability not in ("process", "power"):
             raise ValueError(f"durability must be 'process' or 'power', got {durability!r}")
-        self.path = Path(path).expanduser() if path is not None else default_path()
         self.durability: Durability = durability
+        text = os.fspath(location) if location is not None else os.environ.get("STEPWEAVE_JOURNAL")
+        self.backend: Backend
+        #: The SQLite file (``None`` for a PostgreSQL journal).
+        self.path: Path | None
+        if text is not None and is_postgres_url(text):
+            from .postgres import PostgresBackend  # psycopg only when a team journal is used
+
+            self.backend = PostgresBackend(text, durability=durability)
+            self.path = None
+        else:
+            path = sqlite_path(text) if text else default_path()
+            self.backend = SQLiteBackend(path, durability)
+            self.path = path
+
+    @property
+    def where(self) -> str:
+        """The file, or the database URL without its password: what messages name."""
+        return self.backend.where
+
+    @property
+    def postgres(self) -> PostgresBackend | None:
+        """The PostgreSQL backend (which also holds the run queue), if this is one."""
+        from .postgres import PostgresBackend
+
+        return self.backend if isinstance(self.backend, PostgresBackend) else None
 
     def __repr__(self) -> str:
-        return f"Journal({str(self.path)!r})"
+        return f"Journal({redact_url(self.where)!r})"
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.path, create=False)
-        try:
-            yield conn
-        except sqlite3.DatabaseError as exc:
-            raise JournalCorrupt(f"{self.path}: damaged journal: {exc}") from None
-        except sqlite3.Error as exc:
-            raise JournalError(f"{self.path}: {exc}") from None
-        finally:
-            conn.close()
+    def exists(self) -> bool:
+        """Whether the journal is there already (reading never creates one)."""
+        return self.backend.exists()
 
     def runs(self, *, limit: int | None = None) -> list[RunRecord]:
         """Runs in the journal, newest first."""
-        with self._reading() as conn:
-            return list_runs(conn, self._is_alive, limit=limit)
+        return list_runs(self.backend, limit=limit)
 
     def load(self, run_id: str) -> RunHistory:
         """One run rebuilt from its events (``RunNotFound`` if there is no such run)."""
-        with self._reading() as conn:
-            return load_run(conn, self.path, run_id, self._is_alive)
+        return load_run(self.backend, run_id)
 
     def prune(self, *, older_than: float, now: float | None = None) -> list[str]:
         """Delete runs that started more than ``older_than`` seconds ago and are not live.
@@ -70,19 +88,7 @@ class Journal:
         Returns the deleted run ids; their events and stored outputs go with them.
         """
         cutoff = (now if now is not None else time.time()) - older_than
-        with self._reading() as conn:
-            rows = conn.execute("SELECT run_id, owner FROM runs WHERE started_at < ?", (cutoff,)).fetchall()
-            doomed = [run_id for run_id, owner in rows if not self._is_alive(run_id, owner)]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("batches", "blobs", "runs"):
-                    conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(r,) for r in doomed])
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        return doomed
+        return self.backend.prune(cutoff)
 
     def recorder(
         self,
@@ -92,26 +98,17 @@ class Journal:
         meta: Mapping[str, Any] | None = None,
     ) -> RunRecorder:
         """A recorder for a new run of ``graph`` (started by the ``Run`` that uses it)."""
-        return RunRecorder(self.path, run_id, graph=graph, meta=meta, durability=self.durability)
+        return RunRecorder(self.backend, run_id, graph=graph, meta=meta)
+
+    def resumer(self, run_id: str, *, previous_owner: str | None, echoes: Collection[str]) -> RunRecorder:
+        """A recorder that claims run ``run_id`` back from ``previous_owner`` and goes on.
+
+        ``echoes``: tasks restored from the journal, whose end the resumed run repeats.
+        """
+        return RunRecorder(
+            self.backend, run_id, resuming=True, resume_from_owner=previous_owner, echoes=echoes
+        )
 
     def check(self) -> None:
-        """Open the file (creating it if missing) and check its format; raise if unusable."""
-        connect(self.path, durability=self.durability).close()
-
-    def _is_alive(self, run_id: str, owner: str | None) -> bool:
-        """Whether the process that owns a running run still exists (on this host)."""
-        if owner is None:
-            return False
-        host, _, pid_text = owner.rpartition(":")
-        me = owner_id()
-        if owner == me:
-            return (str(self.path), run_id) in ACTIVE
-        if host != me.rpartition(":")[0]:
-            return True  # another machine's process: assume it lives, never steal its run
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, ValueError):
-            return True
-        return True
+        """Open the journal (creating it if missing) and check its format; raise if unusable."""
+        self.backend.check()

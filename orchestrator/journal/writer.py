@@ -1,6 +1,6 @@
 """Writing one run to the journal: group commit on a writer thread.
 
-The event loop never touches SQLite. ``record`` appends the event to a list and, once per
+The event loop never touches the database. ``record`` appends the event to a list and, once per
 loop iteration, hands the list to a writer thread; the thread takes every batch waiting
 for it and commits them in ONE transaction (group commit), so a layer of a thousand tasks
 that end together costs one commit, not a thousand. ``hold`` parks something (the
@@ -13,23 +13,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
 import queue
-import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError, ResumeError
+from ..errors import JournalError, StepweaveError
 from ..events import Event, RunStarted, TaskProgress, TaskReady
 from ..graph import TaskGraph, TaskStatus
+from .backend import ACTIVE, Backend, RunEnd, RunStart, RunWriter, owner_id
 from .codec import dumps, encode_batch, encode_graph
-from .schema import Durability, connect
 
-__all__ = ["RunRecorder", "owner_id"]
+__all__ = ["ACTIVE", "RunRecorder", "owner_id"]
 
 
 class _Stop:
@@ -43,25 +39,16 @@ class _Stop:
 #: already wrote (with the graph) when it registered the run.
 _UNKEPT = frozenset({TaskReady, TaskProgress, RunStarted})
 _DONE_STATES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.SKIPPED})
-#: Runs being written by this process right now (their owner pid is ours but they live).
-ACTIVE: set[tuple[str, str]] = set()
-
-
-def owner_id() -> str:
-    """``host:pid`` of this process, stored with a running run to tell live from crashed."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 Release = Callable[[list[Any]], None]
 Failed = Callable[[BaseException], None]
 
 
 class RunRecorder:
-    """Records the events of one run (new or resumed) into the journal at ``path``."""
+    """Records the events of one run (new or resumed) into a journal ``backend``."""
 
     def __init__(
         self,
-        path: Path,
+        backend: Backend,
         run_id: str,
         *,
         graph: TaskGraph | None = None,
@@ -69,9 +56,8 @@ class RunRecorder:
         resume_from_owner: str | None = None,
         resuming: bool = False,
         echoes: Collection[str] = (),
-        durability: Durability = "process",
     ) -> None:
-        self.path = path
+        self._backend = backend
         self.run_id = run_id
         self._graph = graph
         self._meta = dict(meta or {})
@@ -79,8 +65,7 @@ class RunRecorder:
         self._previous_owner = resume_from_owner
         # Tasks restored from the journal: their TaskEnded in this run only repeats it.
         self._echoes = frozenset(echoes)
-        self._durability: Durability = durability
-        self._conn: sqlite3.Connection | None = None
+        self._writer: RunWriter | None = None
         self._seq = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -114,65 +99,44 @@ class RunRecorder:
 
     def open(self) -> None:
         """Connect and register the run (or claim it back, when resuming). Blocking."""
-        conn = self._conn = connect(self.path, durability=self._durability)
+        backend = self._backend
+        writer = self._writer = backend.writer()
         try:
-            conn.execute("BEGIN IMMEDIATE")
             if self._resuming:
-                self._claim(conn)
+                self._seq = writer.claim(self.run_id, self._previous_owner)
             else:
-                self._register(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+                self._register(writer)
+        except StepweaveError:
             self._abandon()
-            raise JournalError(f"{self.path}: cannot record run {self.run_id!r}: {exc}") from None
+            raise
+        except Exception as exc:
+            self._abandon()
+            raise JournalError(f"{backend.where}: cannot record run {self.run_id!r}: {exc}") from None
         except BaseException:
             self._abandon()
             raise
-        ACTIVE.add((str(self.path), self.run_id))
+        ACTIVE.add((backend.key, self.run_id))
 
-    def _register(self, conn: sqlite3.Connection) -> None:
-        exists = conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (self.run_id,)).fetchone()
-        if exists:
-            raise JournalError(
-                f"{self.path}: a run with id {self.run_id!r} is already journaled "
-                "(resume it with `stepweave resume`, or pick another id)"
-            )
+    def _register(self, writer: RunWriter) -> None:
         graph = self._graph if self._graph is not None else TaskGraph()
         now = time.time()
-        conn.execute(
-            "INSERT INTO runs (run_id, name, status, started_at, tasks_total, owner, meta) "
-            "VALUES (?, ?, 'running', ?, ?, ?, ?)",
-            (self.run_id, graph.name, now, len(graph), owner_id(), dumps(self._meta)),
-        )
-        # The graph goes in with the run, in the same transaction: a run in the journal
-        # always has the graph it needs to be resumed.
-        conn.execute(
-            "INSERT INTO batches (run_id, seq, data) VALUES (?, 1, ?)",
-            (self.run_id, "[" + encode_graph(graph, now) + "]"),
+        writer.register(
+            RunStart(
+                run_id=self.run_id,
+                name=graph.name,
+                started_at=now,
+                tasks_total=len(graph),
+                meta=dumps(self._meta),
+                graph_batch="[" + encode_graph(graph, now) + "]",
+                owner=owner_id(),
+            )
         )
         self._seq = 1
 
-    def _claim(self, conn: sqlite3.Connection) -> None:
-        # Compare-and-set on the owner: of two processes resuming the same run at once,
-        # exactly one wins.
-        cursor = conn.execute(
-            "UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, owner = ? "
-            "WHERE run_id = ? AND owner IS ?",
-            (owner_id(), self.run_id, self._previous_owner),
-        )
-        if cursor.rowcount != 1:
-            raise ResumeError(
-                f"{self.path}: run {self.run_id!r} is being resumed by another process right now"
-            )
-        row = conn.execute("SELECT max(seq) FROM batches WHERE run_id = ?", (self.run_id,)).fetchone()
-        self._seq = int(row[0] or 0)
-
     def _abandon(self) -> None:
-        if self._conn is not None:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            self._conn.close()
-            self._conn = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     # -- on the event loop -----------------------------------------------------------------
 
@@ -228,7 +192,7 @@ class RunRecorder:
         # a join would need a worker thread of its own).
         await asyncio.wrap_future(stop.closed)
         self._thread = None
-        ACTIVE.discard((str(self.path), self.run_id))
+        ACTIVE.discard((self._backend.key, self.run_id))
 
     def _committed(
         self, held: list[Any], waiting: list[asyncio.Future[None]], error: BaseException | None
@@ -254,8 +218,8 @@ class RunRecorder:
             opened.set_exception(exc)
             return
         opened.set_result(None)
-        conn = self._conn
-        assert conn is not None
+        writer = self._writer
+        assert writer is not None
         try:
             stop: _Stop | None = None
             while stop is None:
@@ -263,19 +227,20 @@ class RunRecorder:
                 error: BaseException | None = None
                 if events:
                     try:
-                        self._commit(conn, events)
+                        self._commit(writer, events)
+                    except StepweaveError as exc:
+                        error = exc
                     except Exception as exc:
-                        error = JournalError(f"{self.path}: writing run {self.run_id!r} failed: {exc}")
+                        error = JournalError(
+                            f"{self._backend.where}: writing run {self.run_id!r} failed: {exc}"
+                        )
                 if held or waiting or error is not None:
                     self._call_on_loop(self._committed, held, waiting, error)
             # Closed before ``close()`` returns: the run's end leaves no open handle.
-            conn.close()
-            self._conn = None
+            self._abandon()
             stop.closed.set_result(None)
         finally:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._abandon()
 
     def _take(self) -> tuple[list[Event], list[Any], list[asyncio.Future[None]], _Stop | None]:
         """Wait for work, then take everything queued: the group of one commit."""
@@ -306,42 +271,18 @@ class RunRecorder:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(callback, *args)
 
-    def _commit(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+    def _commit(self, writer: RunWriter, events: list[Event]) -> None:
         batch = encode_batch(events, self._echoes)
         if batch.text == "[]":
             return
         seq = self._seq + 1
-        run_id = self.run_id
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.blobs:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO blobs (run_id, digest, data) VALUES (?, ?, ?)",
-                    [(run_id, digest, raw) for digest, raw in batch.blobs],
-                )
-            conn.execute(
-                "INSERT INTO batches (run_id, seq, data) VALUES (?, ?, ?)", (run_id, seq, batch.text)
-            )
-            ended = batch.ended
-            if ended is not None:
-                result = ended.result
-                finished = sum(t.status in _DONE_STATES for t in result.tasks.values())
-                conn.execute(
-                    "UPDATE runs SET status = ?, ended_at = ?, error = ?, tasks_total = ?, "
-                    "tasks_done = ?, owner = NULL WHERE run_id = ?",
-                    (result.status.value, ended.at, result.error, len(result.tasks), finished, run_id),
-                )
-            elif batch.done or batch.added:
-                conn.execute(
-                    "UPDATE runs SET tasks_done = tasks_done + ?, tasks_total = tasks_total + ? "
-                    "WHERE run_id = ?",
-                    (batch.done, batch.added, run_id),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        end: RunEnd | None = None
+        ended = batch.ended
+        if ended is not None:
+            result = ended.result
+            finished = sum(t.status in _DONE_STATES for t in result.tasks.values())
+            end = RunEnd(result.status.value, ended.at, result.error, len(result.tasks), finished)
+        writer.append(self.run_id, seq, batch.text, batch.blobs, batch.done, batch.added, end)
         self._seq = seq
 
 

@@ -16,6 +16,8 @@ from orchestrator.journal import FORMAT_VERSION, Journal
 from tests.e2e.test_cli import stepweave_command
 from tools import tool
 
+from .conftest import BACKENDS, new_journal, raw
+
 
 @tool
 def shout(word: str) -> str:
@@ -39,9 +41,9 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    journal = Journal(tmp_path / "journal.sqlite3")
+@pytest.fixture(params=BACKENDS)
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Journal:
+    journal = new_journal(request.param, tmp_path)
     orchestrator = Orchestrator(tools=[shout, broken], journal=journal)
     good = [
         Task(id="hello", tool="shout", args={"word": "hi"}),
@@ -55,13 +57,13 @@ def journal(tmp_path: Path) -> Journal:
         await orchestrator.run(good, run_id="old1")
 
     asyncio.run(runs())
-    with sqlite3.connect(journal.path) as conn:
+    with raw(journal) as conn:
         conn.execute("UPDATE runs SET started_at = ? WHERE run_id = 'old1'", (time.time() - 40 * 86400,))
     return journal
 
 
 def test_list_show_and_report(tmp_path: Path, journal: Journal) -> None:
-    where = ("--journal", str(journal.path))
+    where = ("--journal", journal.where)
     listed = cli(tmp_path, "runs", "list", "--json", *where)
     assert listed.returncode == 0, listed.stderr
     records = [json.loads(line) for line in listed.stdout.splitlines()]
@@ -85,7 +87,7 @@ def test_list_show_and_report(tmp_path: Path, journal: Journal) -> None:
 
 
 def test_prune_and_unknown_runs(tmp_path: Path, journal: Journal) -> None:
-    where = ("--journal", str(journal.path))
+    where = ("--journal", journal.where)
     pruned = cli(tmp_path, "runs", "prune", "--older-than", "30d", *where)
     assert pruned.returncode == 0, pruned.stderr
     assert "pruned 1 run(s) older than 30d" in pruned.stdout
@@ -95,12 +97,14 @@ def test_prune_and_unknown_runs(tmp_path: Path, journal: Journal) -> None:
 
     missing = cli(tmp_path, "runs", "show", "old1", *where)
     assert missing.returncode == 1
-    assert f"{journal.path}: no run with id 'old1'" in missing.stderr.replace("\n", "")
+    assert f"{journal.where}: no run with id 'old1'" in missing.stderr.replace("\n", "")
     again = cli(tmp_path, "resume", "good1", *where)
     assert again.returncode == 1 and "already succeeded: there is nothing to resume" in again.stderr
 
 
 def test_bad_journals_fail_in_one_line(tmp_path: Path, journal: Journal) -> None:
+    if journal.path is None:
+        pytest.skip("SQLite files only (test_postgres.py covers a newer PostgreSQL schema)")
     with sqlite3.connect(journal.path) as conn:
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION + 7}")
     newer = cli(tmp_path, "resume", "bad1", "--journal", str(journal.path))

@@ -25,6 +25,8 @@ from orchestrator import (
 from orchestrator.journal import Journal
 from tools import ToolContext, tool
 
+from .conftest import raw
+
 
 class Effects:
     """Side effects the tools leave, to count how often each step really ran."""
@@ -79,8 +81,8 @@ async def run_until_started(orchestrator: Orchestrator, graph: TaskGraph, task_i
 
 def forget_end(journal: Journal, run_id: str) -> None:
     """Make a cleanly cancelled run look like its process died mid-run (kill -9)."""
-    with sqlite3.connect(journal.path) as conn:
-        rows = conn.execute("SELECT seq, data FROM batches WHERE run_id = ?", (run_id,)).fetchall()
+    with raw(journal) as conn:
+        rows = conn.execute("SELECT seq, data FROM batches WHERE run_id = ?", (run_id,))
         for seq, data in rows:
             kept = [_uncancelled(r) for r in json.loads(data) if r[0] != "run_ended"]
             kept = [r for r in kept if r is not None]
@@ -142,8 +144,8 @@ async def test_a_success_is_durable_before_its_dependents_start(journal: Journal
     seen: dict[str, list[str]] = {}
 
     def committed(run_id: str) -> list[str]:
-        with sqlite3.connect(journal.path) as conn:
-            rows = conn.execute("SELECT data FROM batches WHERE run_id = ?", (run_id,)).fetchall()
+        with raw(journal) as conn:
+            rows = conn.execute("SELECT data FROM batches WHERE run_id = ?", (run_id,))
         return sorted(r[1] for (data,) in rows for r in json.loads(data) if r[0] == "task_ended")
 
     @tool
@@ -210,8 +212,8 @@ async def test_write_ahead_start_for_non_idempotent_steps(journal: Journal) -> N
 
     @tool(idempotent=False)
     def charge(ctx: ToolContext) -> str:
-        with sqlite3.connect(journal.path) as conn:
-            rows = conn.execute("SELECT data FROM batches WHERE run_id = ?", (ctx.run_id,)).fetchall()
+        with raw(journal) as conn:
+            rows = conn.execute("SELECT data FROM batches WHERE run_id = ?", (ctx.run_id,))
         starts.append([r[1] for (data,) in rows for r in json.loads(data) if r[0] == "task_started"])
         return ctx.idempotency_key
 
@@ -285,8 +287,8 @@ async def test_typed_and_large_outputs_survive_the_journal(journal: Journal) -> 
     forget_end(journal, run.run_id)
     history = journal.load(run.run_id)
     assert history.results["s"].output == {"words": 2, "text": big}
-    with sqlite3.connect(journal.path) as conn:
-        assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1
+    with raw(journal) as conn:
+        assert conn.execute("SELECT count(*) FROM blobs")[0][0] == 1
     async with orchestrator.resume(run.run_id) as resumed:
         result = await resumed.wait()
     assert result.ok
@@ -336,8 +338,8 @@ async def test_two_runs_write_the_same_journal_at_once(journal: Journal) -> None
         return TaskGraph(tasks, name=name)
 
     # Two orchestrators, two connections and writer threads, interleaving commits.
-    left = Orchestrator(tools=[tick], journal=journal.path)
-    right = Orchestrator(tools=[tick], journal=Journal(journal.path))
+    left = Orchestrator(tools=[tick], journal=journal.where)
+    right = Orchestrator(tools=[tick], journal=Journal(journal.where))
     results = await asyncio.gather(left.run(graph("left")), right.run(graph("right")))
     assert all(r.ok for r in results)
     records = {r.name: r for r in journal.runs()}
@@ -361,7 +363,7 @@ async def test_resume_refuses_a_live_run_and_an_unknown_id(journal: Journal, eff
     with pytest.raises(JournalError, match="no run with id 'nope'") as caught:
         orchestrator.resume("nope")
     assert isinstance(caught.value, LookupError)
-    assert str(journal.path) in str(caught.value)
+    assert journal.where in str(caught.value)
 
 
 async def test_a_run_id_cannot_be_journaled_twice(journal: Journal) -> None:
@@ -424,12 +426,12 @@ async def test_a_failing_journal_stops_the_run(journal: Journal, monkeypatch: py
     commit = RunRecorder._commit
     commits = 0
 
-    def failing(self: RunRecorder, conn: sqlite3.Connection, events: list[Any]) -> None:
+    def failing(self: RunRecorder, writer: Any, events: list[Any]) -> None:
         nonlocal commits
         commits += 1
         if commits == 2:
             raise sqlite3.OperationalError("database or disk is full")
-        commit(self, conn, events)
+        commit(self, writer, events)
 
     monkeypatch.setattr(RunRecorder, "_commit", failing)
     ran: list[str] = []
@@ -442,7 +444,7 @@ async def test_a_failing_journal_stops_the_run(journal: Journal, monkeypatch: py
     graph = TaskGraph([Task(id=f"s{i}", tool="step", deps=(f"s{i - 1}",) if i else ()) for i in range(6)])
     result = await Orchestrator(tools=[step], journal=journal).run(graph)
     assert result.status is RunStatus.FAILED
-    assert result.error is not None and str(journal.path) in result.error and "disk is full" in result.error
+    assert result.error is not None and journal.where in result.error and "disk is full" in result.error
     assert len(ran) < 6
 
 
