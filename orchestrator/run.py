@@ -66,7 +66,8 @@ class Orchestrator:
             ``BrokerSettings``): each run connects while it runs (``orchestrator.devices``).
         env: environment variable names expressions may read as ``env.NAME``.
         max_threads: worker threads for synchronous tools.
-        journal: record every run durably here (a ``Journal`` or a file path), which
+        journal: record every run durably here (a ``Journal``, a file path or a
+            ``postgresql://`` URL), which
             makes ``resume`` possible. ``None`` (the default) records nothing.
     """
 
@@ -175,7 +176,7 @@ class Orchestrator:
         journal = self.journal
         history = journal.load(run_id)
         record = history.record
-        where = f"{journal.path}: run {run_id!r}"
+        where = f"{journal.where}: run {run_id!r}"
         if record.status == "running":
             raise ResumeError(
                 f"{where} is still running (process {record.owner}); it cannot be resumed twice"
@@ -192,14 +193,7 @@ class Orchestrator:
         }
         point = ResumePoint(restored=restored, attempts=attempts)
         inflight = [history.task(tid) for tid in history.in_flight()]
-        recorder = RunRecorder(
-            journal.path,
-            run_id,
-            resuming=True,
-            resume_from_owner=record.owner,
-            echoes=restored.keys(),
-            durability=journal.durability,
-        )
+        recorder = journal.resumer(run_id, previous_owner=record.owner, echoes=restored.keys())
         inputs = record.meta.get("inputs") or {}
         run = Run(
             self,
