@@ -36,10 +36,11 @@ from .devices import BrokerOption, device_executor
 __all__ = ["JournalOption", "NoJournalOption", "journal_for", "register", "run_metadata"]
 
 JournalOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--journal",
-        help="The run journal (default: $STEPWEAVE_JOURNAL, else journal.sqlite3 in the user data directory).",
+        help="The run journal: a file, sqlite:///FILE or postgresql://user@host:port/db "
+        "(default: $STEPWEAVE_JOURNAL, else journal.sqlite3 in the user data directory).",
         show_default=False,
     ),
 ]
@@ -66,9 +67,12 @@ def register(app: typer.Typer) -> None:
     runs_app.command("prune")(prune)
 
 
-def journal_for(path: Path | None) -> Journal:
-    """The journal at ``path``, or the default one."""
-    return Journal(path)
+def journal_for(location: str | Path | None) -> Journal:
+    """The journal at ``location`` (a path or a URL), or the default one (exit 2 if malformed)."""
+    try:
+        return Journal(location)
+    except (ValueError, ImportError) as exc:
+        fail(f"--journal: {exc}", code=2)
 
 
 def run_metadata(
@@ -266,8 +270,8 @@ def list_runs(
 ) -> None:
     """List journaled runs, newest first: id, name, status, start, duration, steps done."""
     store = journal_for(journal)
-    if not store.path.exists():
-        fail(f"{store.path}: no journal yet (runs are journaled by `stepweave run`)")
+    if not store.exists():
+        fail(f"{store.where}: no journal yet (runs are journaled by `stepweave run`)")
     try:
         records = store.runs(limit=limit)
     except StepweaveError as exc:
@@ -276,7 +280,7 @@ def list_runs(
         for record in records:
             print(json.dumps(_record_dict(record)))
         return
-    table = Table(title=safe_text(f"runs in {store.path}"))
+    table = Table(title=safe_text(f"runs in {store.where}"))
     for column in ("run id", "name", "status", "started", "duration", "steps done"):
         table.add_column(column, overflow="fold")
     for record in records:
@@ -355,14 +359,14 @@ def prune(
     except ValueError as exc:
         fail(f"--older-than: {exc}", code=2)
     store = journal_for(journal)
-    if not store.path.exists():
-        fail(f"{store.path}: no journal yet (runs are journaled by `stepweave run`)")
+    if not store.exists():
+        fail(f"{store.where}: no journal yet (runs are journaled by `stepweave run`)")
     try:
         deleted = store.prune(older_than=seconds)
     except StepweaveError as exc:
         fail(str(exc))
     out.print(
-        escape_control(f"pruned {len(deleted)} run(s) older than {older_than} from {store.path}"),
+        escape_control(f"pruned {len(deleted)} run(s) older than {older_than} from {store.where}"),
         highlight=False,
         markup=False,
     )
