@@ -114,7 +114,7 @@ def run(
             async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
                 if orchestrator.journal is not None:
                     err.print(
-                        f"run {handle.run_id}, journaled in {orchestrator.journal.path} "
+                        f"run {handle.run_id}, journaled in {orchestrator.journal.where} "
                         f"(continue it with: stepweave resume {handle.run_id})",
                         highlight=False,
                         markup=False,
