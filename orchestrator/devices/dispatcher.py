@@ -258,6 +258,8 @@ class DeviceExecutor:
         self._ignored: set[str] = set()
         #: Devices whose heartbeat topic we subscribed to; those muted for flooding.
         self._followed: set[str] = set()
+        #: Followed devices whose heartbeat subscription the broker has confirmed.
+        self._listening: set[str] = set()
         self._muted: dict[str, asyncio.TimerHandle] = {}
         #: Pings awaiting their echo: id → (device id, task key probed or "").
         self._pings: dict[str, tuple[str, str]] = {}
@@ -330,6 +332,7 @@ class DeviceExecutor:
             timer.cancel()
         self._muted.clear()
         self._followed.clear()
+        self._listening.clear()
         for job in self._jobs.values():
             if job.outcome is not None and not job.outcome.done():
                 job.outcome.set_result(_Lost("the device executor was closed"))
@@ -589,9 +592,12 @@ class DeviceExecutor:
         while len(self._pings) > 4096:  # unanswered ones: keep the newest
             del self._pings[next(iter(self._pings))]
         if self._link is not None and self._link.connected:
-            # QoS 1, like the request it may follow: the probe relies on their order.
+            # A probe (keys) goes at QoS 1 like the request it follows: it relies on their
+            # order. Plain pings stay QoS 0 (a lost one costs nothing; amqtt copes worse
+            # with QoS 1 flows crossing both ways).
             message = encode(Ping(id=ping_id, keys=list(keys)))
-            self._spawn(self._link.publish(self.topics.control(device_id), message, qos=1))
+            qos = 1 if keys else 0
+            self._spawn(self._link.publish(self.topics.control(device_id), message, qos=qos))
         return ping_id
 
     def _spawn(self, coro: Any) -> None:
@@ -621,8 +627,10 @@ class DeviceExecutor:
             job.stop_ack_timer()
 
     def _device_alive(self, device: _Device) -> None:
-        if not device.proven:
-            self._ping(device.device_id)  # an echo proves it answers: its window opens
+        if not device.proven and device.device_id in self._listening:
+            # An echo proves it answers: its window opens. (Until we listen to its
+            # heartbeats, _follow pings it once we do.)
+            self._ping(device.device_id)
         for key in device.jobs:  # back within the grace: keep waiting for its result
             job = self._jobs.get(key)
             if job is not None:
@@ -727,13 +735,16 @@ class DeviceExecutor:
 
         async def follow() -> None:
             if await link.subscribe(self.topics.heartbeat(device_id), 1):  # QoS 1: not dropped first
-                self._ping(device_id)  # its echo may have been sent before we listened
+                if device_id in self._followed:
+                    self._listening.add(device_id)
+                self._ping(device_id)  # an echo sent before we listened would be lost
 
         self._spawn(follow())
 
     def _unfollow(self, device_id: str) -> None:
         if device_id in self._followed and self._link is not None:
             self._followed.discard(device_id)
+            self._listening.discard(device_id)
             self._spawn(self._link.unsubscribe(self.topics.heartbeat(device_id)))
 
     def _mute(self, device_id: str) -> None:

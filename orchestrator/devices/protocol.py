@@ -9,7 +9,7 @@ acknowledgements, and size limits from our own checks, never from broker feature
 Topics, under a namespace (default ``stepweave``)::
 
     {ns}/devices/{id}/status        Status, retained; the last will is an offline Status
-    {ns}/devices/{id}/heartbeat     Heartbeat (QoS 1), every ``heartbeat_interval`` seconds
+    {ns}/devices/{id}/heartbeat     Heartbeat (QoS 0, or 1), every ``heartbeat_interval`` seconds
     {ns}/devices/{id}/tasks         TaskRequest, orchestrator → device
     {ns}/devices/{id}/control       Cancel and Ping, orchestrator → device
     {ns}/orchestrators/{oid}/results/{id}
