@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import JournalError
 from ..graph import TaskGraph
-from .backend import Backend, is_postgres_url, redact_url, sqlite_path
+from .backend import Backend, RunStart, is_postgres_url, redact_url, sqlite_path
+from .codec import dumps, encode_graph
 from .reader import RunHistory, RunRecord, list_runs, load_run
 from .schema import Durability, default_path
 from .sqlite import SQLiteBackend
@@ -17,6 +20,7 @@ from .writer import RunRecorder
 
 if TYPE_CHECKING:
     from .postgres import PostgresBackend
+    from .queue import RunQueue
 
 __all__ = ["Journal"]
 
@@ -46,8 +50,13 @@ class Journal:
         #: The SQLite file (``None`` for a PostgreSQL journal).
         self.path: Path | None
         if text is not None and is_postgres_url(text):
-            from .postgres import PostgresBackend  # psycopg only when a team journal is used
-
+            try:  # psycopg only when a team journal is used
+                from .postgres import PostgresBackend
+            except ImportError as exc:
+                raise JournalError(
+                    f"{redact_url(text)}: a PostgreSQL journal needs psycopg: "
+                    f"pip install 'stepweave[postgres]' ({exc})"
+                ) from None
             self.backend = PostgresBackend(text, durability=durability)
             self.path = None
         else:
@@ -63,6 +72,8 @@ class Journal:
     @property
     def postgres(self) -> PostgresBackend | None:
         """The PostgreSQL backend (which also holds the run queue), if this is one."""
+        if self.path is not None:
+            return None
         from .postgres import PostgresBackend
 
         return self.backend if isinstance(self.backend, PostgresBackend) else None
@@ -108,6 +119,50 @@ class Journal:
         return RunRecorder(
             self.backend, run_id, resuming=True, resume_from_owner=previous_owner, echoes=echoes
         )
+
+    def submit(
+        self,
+        graph: TaskGraph,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Queue a run of ``graph`` for a worker (``stepweave worker``); returns its id.
+
+        The run is journaled at once, with its graph and inputs, and no owner: a worker
+        claims it and runs it by the rules of ``resume`` (nothing has run yet).
+        """
+        run_id = run_id or uuid.uuid4().hex[:12]
+        now = time.time()
+        writer = self.backend.writer()
+        try:
+            writer.register(
+                RunStart(
+                    run_id=run_id,
+                    name=graph.name,
+                    started_at=now,
+                    tasks_total=len(graph),
+                    meta=dumps({**(metadata or {}), "inputs": dict(inputs or {})}),
+                    graph_batch="[" + encode_graph(graph, now) + "]",
+                    owner=None,
+                )
+            )
+        finally:
+            writer.close()
+        return run_id
+
+    def queue(self, *, owner: str, lease: float = 30.0) -> RunQueue:
+        """The run queue (PostgreSQL journals only): ``async with journal.queue(...)``."""
+        backend = self.postgres
+        if backend is None:
+            raise JournalError(
+                f"{self.where}: the run queue needs a PostgreSQL journal "
+                "(--journal postgresql://user@host:port/db); a SQLite file serves one machine"
+            )
+        from .queue import RunQueue
+
+        return RunQueue(backend, owner=owner, lease=lease)
 
     def check(self) -> None:
         """Open the journal (creating it if missing) and check its format; raise if unusable."""

@@ -146,6 +146,10 @@ def server() -> PgServer:
         bindir = pg_bin()
         if bindir is None:
             pytest.skip("PostgreSQL is not installed (initdb/postgres not found; .ci/run installs it)")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            pytest.skip("psycopg is not installed (pip install -e '.[dev]')")
         _server = PgServer(bindir)
         atexit.register(_server.close)
     return _server
