@@ -7,6 +7,7 @@ Each module registers one family of commands on the shared Typer app:
 - ``devices``: agent, broker (``run --broker/--local-agents`` reach the devices)
 - ``tsg``: tsg compile, tsg lint, tsg run (Markdown troubleshooting guides)
 - ``runs``: resume, runs list|show|prune, report (the run journal)
+- ``queue``: submit, worker (a run queue in a PostgreSQL journal, for many machines)
 
 Exit codes: 0 success, 1 failure (a failed run or invalid input, with a one-line reason
 on stderr), 2 bad usage.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from . import devices, planner, runs, tsg, workflows
+from . import devices, planner, queue, runs, tsg, workflows
 
 __all__ = ["app", "main"]
 
@@ -32,6 +33,7 @@ planner.register(app)
 devices.register(app)
 tsg.register(app)
 runs.register(app)
+queue.register(app)
 
 
 def main() -> None:
