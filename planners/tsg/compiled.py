@@ -161,7 +161,9 @@ class CompiledGuide:
 
     def plandag(self) -> dict[str, Any]:
         """StepFly's PlanDAG JSON with provenance (node lines, kinds, commands, gates)."""
-        return legacy_plandag(self)
+        from .plan import build_plan
+
+        return build_plan("\n".join(self.guide.lines), self.guide.source).as_plandag()
 
     def workflow(self) -> Workflow:
         return parse_workflow(self.to_yaml(), source=f"{self.guide.source or '<guide>'} (compiled)")

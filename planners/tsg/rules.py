@@ -296,12 +296,19 @@ SUBCOMMANDS: dict[str, Subcommands] = {
         "session-status, user-status, seat-status",
         default="read",
     ),
+    # runit's service control (``sv status gitlab-monitor``) and OVN's control socket.
+    "sv": _s("-v -w", "status, check"),
+    "ovn-appctl": _s(
+        "-t --target -T --timeout", "connection-status, version, list-commands, coverage/show, vlog/list"
+    ),
     "redis-cli": _s(
         "-h -p -s -a -u -n -r -i -d -D -c --user --pass --tls --cacert --cert --key",
         "get, mget, keys, scan, info, ping, ttl, pttl, type, exists, strlen, llen, lrange, hget, hgetall, hkeys, "
         "hlen, smembers, scard, zrange, zcard, zscore, dbsize, client list, config get, slowlog get, slowlog len, "
         "memory usage, memory stats, cluster info, cluster nodes, cluster slots, role, latency latest, "
-        "latency history, latency doctor, xlen, xrange, xinfo, object encoding, --scan, --bigkeys, --memkeys",
+        "latency history, latency doctor, xlen, xrange, xinfo, object encoding, --scan, --bigkeys, --memkeys, "
+        "sentinel master, sentinel masters, sentinel replicas, sentinel slaves, sentinel sentinels, "
+        "sentinel get-master-addr-by-name, sentinel ckquorum",
         session="monitor, subscribe, psubscribe, --stat, --latency",
         default="session",
     ),

@@ -1,0 +1,938 @@
+"""The author's control flow: a guide becomes a plan DAG of steps, edges, conditions and gates.
+
+This is the deterministic reading of a guide (no LLM), written to the annotation rules of
+the gold set in ``tests/planners/tsg/data/tsg-gold/GUIDELINES.md``:
+
+* **Steps** are what the author presents as steps: numbered items, ``Step N`` headings and
+  paragraphs (``## Step 3 - Title``, ``### 2. Title``, ``**Step 3:**``), headings whose body
+  is one check or action, and bullets of an explicit list of checks, actions or
+  alternatives. A heading with child steps is a container (its own commands or choices
+  before them are one extra step). Background (Meaning, Impact, Symptoms, Cause …) is not a
+  step. A tail that the author makes conditional on the step's own check ("if not, run …",
+  "If it returned errors, open an issue") and that mutates or leaves the flow is a step.
+* **Edges** follow the author: steps are a chain unless the guide says otherwise. Parallel
+  only where the author says so ("in parallel", "check the following", "the following two
+  approaches"); alternatives (``Option 1/2``, "one of the following methods", ``For …``
+  headings) and mitigation items that each start with a condition are conditional branches;
+  a step with an entry condition gets a conditional edge and the step before it an
+  "otherwise" edge past it; exits ("escalate", "open an issue", another guide) go to
+  ``end``; "repeat … until" and "go back to step N" are loop edges.
+* **Gates**: every remedy step names the check whose outcome the author conditions it on.
+
+``Plan.as_plandag()`` is StepFly's PlanDAG JSON extended with ``lines``, ``kind``,
+``commands`` (``line``, ``text``, ``mutating``, ``where``) and ``gates``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .doc import Blk, Sec, Sentence, parse_doc
+from .guide_commands import _PROMPT, GuideCommand, _plausible, classify_text, find_commands
+
+__all__ = ["Plan", "PlanEdge", "PlanNode", "build_plan"]
+
+START, END = "start", "end"
+
+_INFORMATIONAL = re.compile(
+    r"^(?:meaning|impact|summary|overview|background|prerequisites?|requirements|symptoms?|reasons?|"
+    r"causes?\b|root cause|applicable versions?|implications|where can i find|find out more|more information|"
+    r"further (?:info|information|reading)|references?|see also|related|additional (?:resources|information)|"
+    r"description|about|architecture|context|notes?|links|glossary|terminology|how it works|what'?s next|"
+    r"before you begin|introduction|scope|audience|dashboards?|alert rules?|severity|contacts?|owners?)\b",
+    re.IGNORECASE,
+)
+_INTERPRETS = re.compile(
+    r"^(?:common (?:errors|issues|problems|failures|messages)|errors|example output|sample output|output|"
+    r"interpreting|what to look for|expected output|example|examples)\b",
+    re.IGNORECASE,
+)
+_VERBS = (
+    r"check|verify|validate|make|ensure|look|inspect|investigate|review|confirm|find|get|run|use|start|stop|"
+    r"restart|delete|remove|scale|attach|detach|open|ssh|login|log|contact|escalate|resolve|drain|bring|"
+    r"wait|repeat|change|set|apply|patch|create|count|search|identify|troubleshoot|fix|upgrade|install|"
+    r"enable|disable|go|follow|try|query|compare|determine|describe|list|type|execute|navigate|back|backup|"
+    r"collect|gather|examine|test|rerun|re-run|edit|update|add|configure|do|perform|ask|page|notify|file|"
+    r"monitor|watch|keep|record|cordon|uncordon|evict|roll|rollback|revert|increase|decrease|reduce|free|"
+    r"clean|purge|rotate|renew|recreate|reboot|kill|terminate|mount|unmount|connect|switch|select|click|"
+    r"choose|copy|download|upload|trigger|rebuild|redeploy|deploy|rerun|retry|silence|acknowledge|refresh|"
+    r"sign|access|print|call|measure|analy[sz]e|debug|diagnose|locate|note|read|see|refer|consult|start"
+)
+_IMPERATIVE = re.compile(
+    rf"^(?:(?:first(?: of all)?|then|next|also|finally|now|second|third|afterwards|optionally),?\s+)?"
+    rf"(?:please\s+)?(?:{_VERBS})\b",
+    re.IGNORECASE,
+)
+_ADVICE = re.compile(
+    r"\b(?:you (?:can|should|must|need to|will need to|have to|might want to)|it'?s advised|is advised|"
+    r"is recommended|we (?:highly )?(?:suggest|recommend)|make sure|escalate|contact)\b",
+    re.IGNORECASE,
+)
+_COND_START = re.compile(
+    r"^(?:>\s*)?(?:note:\s*)?(?:if|whenever|in case|unless|otherwise|or,|or you can|else|only if|"
+    r"when(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b",
+    re.IGNORECASE,
+)
+_ONLY = re.compile(
+    r"\bonly (?:use|applies|apply|do|run|needed|necessary|relevant)\b.*\b(?:if|when|to|for)\b|"
+    r"\bapplies only\b|\bonly for\b",
+    re.IGNORECASE,
+)
+_MID_IF_ACTION = re.compile(r"\b(?:and|,)\s+if\b.*\b(?:you can|you should|try)\b", re.IGNORECASE)
+_EXIT = re.compile(
+    r"\b(?:stop here|escalate|open (?:a |an )?(?:support )?(?:issue|ticket|case|bug)|contact (?:the )?[\w\s/-]{0,40}?"
+    r"(?:support|team|owner|on-?call)|page the on-?call|file (?:a |an )?(?:issue|bug|ticket)|you are done|"
+    r"no further action|is described in(?! the following| below)|see the [\w\s-]{0,40}guide|(?:refer|go) to the [\w\s-]{0,40}guide|"
+    r"troubleshooting guide|raise (?:a|an) (?:issue|ticket))\b",
+    re.IGNORECASE,
+)
+_SUCCESS = re.compile(
+    r"\b(?:that means (?:that )?[\w\s-]{0,40}success|successfully (?:issued|completed|resolved)|"
+    r"(?:is|are) (?:now )?resolved|you are done|nothing (?:else )?to do|no action (?:is )?(?:needed|required))\b",
+    re.IGNORECASE,
+)
+_REMEDY_WORDS = re.compile(
+    r"\b(?:try (?:setting|adding|changing|removing|restarting|deleting|to)|setting|set the|change|changing|"
+    r"remove|removing|delete|deleting|restart|restarting|recreate|re-create|patch|patching|scale|scaling|"
+    r"upgrade|reinstall|drop|kill|apply|roll ?back|revert|is (?:likely )?required|increase|decrease|"
+    r"free up|clean up|purge|force delete|reboot|rebuild|redeploy|you (?:might|may) want to (?:change|set|use|"
+    r"remove|add|switch))\b",
+    re.IGNORECASE,
+)
+_REMEDY_TITLE = re.compile(
+    r"^(?:mitigation|mitigations|remediation|resolution|solution|solutions|fix|fixes|workaround|recovery|"
+    r"repair|resolve)\b",
+    re.IGNORECASE,
+)
+_MANUAL = re.compile(
+    r"^(?:(?:first|then|now),?\s+)?(?:ssh|open a (?:shell|terminal|remote shell)|log ?in|login|escalate|contact|"
+    r"open an? (?:issue|ticket|case)|wait|watch|keep an eye|ask|page|notify|read|see|refer|consult|resolve any|"
+    r"troubleshoot)\b",
+    re.IGNORECASE,
+)
+_REMEDY_START = re.compile(
+    r"^(?:(?:first|then|now|finally),?\s+)?(?:(?:on|in|from) [^,]{1,60},\s*)?(?:please\s+)?"
+    r"(?:scale|attach|detach|restart|delete|remove|patch|set|change|make the change|recreate|stop|start|drain|"
+    r"bring|repair|fix|upgrade|apply|roll|revert|increase|decrease|free|clean|purge|rotate|renew|reboot|"
+    r"kill|terminate|cordon|uncordon|evict|deploy|redeploy|rebuild|update|edit|add|configure|enable|disable|"
+    r"install|mount|unmount|backup and|back up and|force)\b",
+    re.IGNORECASE,
+)
+_PARALLEL = re.compile(
+    r"\b(?:in parallel|in any order|at the same time|simultaneously|independent(?:ly)?|"
+    r"(?:the )?following (?:two|three|four|\d+) (?:approaches|ways|checks|methods)|"
+    r"(?:check|verify|confirm|review|ensure) (?:each of )?the following|each of the following|"
+    r"make sure to check the following|any of the following)\b",
+    re.IGNORECASE,
+)
+_ALTERNATIVE = re.compile(
+    r"\b(?:one of the following|either of the following|following (?:methods|options|alternatives)|"
+    r"use one of|choose one|one of these)\b",
+    re.IGNORECASE,
+)
+_ALT_TITLE = re.compile(r"^(?:option|method|approach|alternative|way|scenario|case)\s*\w{0,3}\b", re.I)
+_COND_TITLE = re.compile(r"^(?:if|when|in case|for|on|using|with)\b", re.I)
+_STEP_TITLE = re.compile(r"^(?:step\s*(?P<a>\d+)\b\s*[:.)-]?|(?P<b>\d+)[.)]\s+)", re.I)
+_STEP_PARA = re.compile(r"^\s*(?:\*\*|__)?step\s+(?P<n>\d+)\s*(?:\*\*|__)?\s*[:.)-]", re.I)
+_REPEAT = re.compile(
+    r"\brepeat (?:the |these |all )?(?:below |following |above |previous )?(?:steps?|process|procedure)\b"
+    r".*\buntil\b|\brepeat\b.*\b(?:below|following) steps\b",
+    re.I,
+)
+_JUMP = re.compile(
+    r"\b(?:go|jump|skip|continue|proceed|return|move on|loop)\s+(?P<back>back\s+)?(?:on\s+)?(?:to|with)\s+"
+    r"step\s+(?P<n>\d+)",
+    re.I,
+)
+_GO_BACK = re.compile(r"\b(?:go back to|repeat from|start over from|return to)\s+step\s+(?P<n>\d+)", re.I)
+_CHOICE = re.compile(
+    r"\b(?:cannot be used for|can ?not be used|is not (?:necessary|needed)|are (?:likely )?not necessary|"
+    r"depends? on (?:what|whether|which)|if possible|is not possible|out of date|instead use|"
+    r"see the (?:more )?[\w\s]{0,30}(?:procedure|section) below)\b",
+    re.I,
+)
+_ANNOUNCE = re.compile(
+    r"(?:following|these|below|next) (?:steps|sections|instructions|commands)?\s*:?\s*$|:\s*$", re.I
+)
+
+
+@dataclass
+class PlanNode:
+    id: str
+    first: int
+    last: int
+    title: str
+    kind: str = "check"
+    number: int | None = None
+    commands: list[GuideCommand] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    cond: str | None = None  # entry condition
+    exit: bool = False  # leaves the flow: its edge goes to end
+    exit_cond: str | None = None  # a conditional exit in the middle of the step
+    forward_cond: str | None = None  # "If … , continue with the following steps"
+    loop_header: str | None = None  # "repeat the steps below until …"
+    jumps: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (step number, condition, back)
+    blocks: list[Blk] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+
+@dataclass
+class PlanEdge:
+    src: str
+    dst: str
+    condition: str | None = None
+    loop: bool = False
+
+
+@dataclass
+class Gate:
+    remedy: str
+    requires: str
+    condition: str
+
+
+@dataclass
+class _Group:
+    mode: str  # seq, par, alt, branches, fork
+    items: list[_Unit]
+    cond: str | None = None
+    title: str = ""
+
+
+_Unit = PlanNode | _Group
+
+
+@dataclass
+class Plan:
+    """A guide's plan DAG: steps with line ranges and commands, edges with conditions, gates."""
+
+    title: str
+    nodes: list[PlanNode]
+    edges: list[PlanEdge]
+    gates: list[Gate]
+    source: str | None = None
+
+    def node(self, node_id: str) -> PlanNode:
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def successors(self, node_id: str) -> list[PlanEdge]:
+        return [e for e in self.edges if e.src == node_id]
+
+    def predecessors(self, node_id: str) -> list[PlanEdge]:
+        return [e for e in self.edges if e.dst == node_id]
+
+    def as_plandag(self) -> dict[str, Any]:
+        """StepFly's PlanDAG JSON with provenance (``lines``, ``kind``, ``commands``, ``gates``)."""
+        out: list[dict[str, Any]] = [
+            {"node": START, "description": "Begin troubleshooting", "input_edges": [], "output_edges": []}
+        ]
+        for node in self.nodes:
+            out.append(
+                {
+                    "node": node.id,
+                    "description": node.title,
+                    "lines": [node.first, node.last],
+                    "kind": node.kind,
+                    "commands": [c.as_dict() for c in node.commands],
+                    "input_edges": [],
+                    "output_edges": [],
+                }
+            )
+        out.append(
+            {"node": END, "description": "End of troubleshooting", "input_edges": [], "output_edges": []}
+        )
+        by_name = {n["node"]: n for n in out}
+        for edge in self.edges:
+            name = f"edge_{edge.src}_{edge.dst}"
+            entry: dict[str, Any] = {"edge": name, "condition": edge.condition or "none"}
+            if edge.loop:
+                entry["loop"] = True
+            by_name[edge.src]["output_edges"].append(entry)
+            by_name[edge.dst]["input_edges"].append({"edge": name})
+        return {
+            "guide": self.source or "",
+            "title": self.title,
+            "nodes": out,
+            "gates": [
+                {"remedy": g.remedy, "requires": g.requires, "condition": g.condition} for g in self.gates
+            ],
+        }
+
+
+# -- reading the author's units --------------------------------------------------------------
+
+
+def _first_sentence(text: str, limit: int = 90) -> str:
+    text = re.sub(r"\s+", " ", text.replace("`", "")).strip().rstrip(":")
+    match = re.search(r"(?<=[.!?])\s", text)
+    if match:
+        text = text[: match.start()]
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _imperative(text: str) -> bool:
+    text = text.strip().lstrip(">").strip()
+    text = re.sub(r"^(?:note:|warning:)\s*", "", text, flags=re.I)
+    if _IMPERATIVE.match(text):
+        return True
+    # "On the web nodes, run …", "As the RPS rises, check …"
+    clause = re.match(
+        r"^(?:on|in|from|within|inside|as|after|once|before|using|for|with)\b[^,.]{0,80},\s*(.*)", text, re.I
+    )
+    return bool(clause and _IMPERATIVE.match(clause.group(1)))
+
+
+def _paras(blocks: list[Blk]) -> list[Blk]:
+    found: list[Blk] = []
+    for blk in blocks:
+        found.extend(b for b in blk.walk() if b.kind == "para")
+    return sorted(found, key=lambda b: b.first)
+
+
+def _sentences_of(blocks: list[Blk]) -> list[Sentence]:
+    return [s for p in _paras(blocks) for s in p.sentences]
+
+
+def _code_lines(blk: Blk) -> list[str]:
+    """The lines of a code block that read as commands (prompted lines when it has prompts)."""
+    lines = [line.strip() for line in blk.content.splitlines() if line.strip()]
+    prompted = [line[m.end() :] for line in lines if (m := _PROMPT.match(line))]
+    if prompted:
+        return prompted
+    if blk.lang in ("yaml", "yml", "json", "text", "txt", "log", "output"):
+        return []
+    return [line for line in lines if _plausible(line)]
+
+
+def _has_code(blocks: list[Blk]) -> bool:
+    return any(b.kind == "code" and _code_lines(b) for blk in blocks for b in blk.walk())
+
+
+def _is_condition(sentence: str) -> bool:
+    return bool(_COND_START.match(sentence.strip()))
+
+
+def _condition_text(sentence: str) -> str:
+    text = re.sub(r"^(?:>\s*)?(?:note:\s*)", "", sentence.strip(), flags=re.I)
+    return _first_sentence(text, 120)
+
+
+class _Reader:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.nodes: list[PlanNode] = []
+        self.unit_blocks: list[tuple[int, list[Blk], str]] = []
+        self.parent: dict[str, str] = {}  # split tail → the authored unit it came from
+
+    def trim(self, first: int, last: int) -> int:
+        while last > first and not self.lines[last - 1].strip():
+            last -= 1
+        return last
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    def node(
+        self,
+        first: int,
+        last: int,
+        title: str,
+        blocks: list[Blk],
+        number: int | None = None,
+        flow: list[Blk] | None = None,
+    ) -> _Unit:
+        """A step; ``flow``: the blocks whose last sentence may route onwards (not "Common errors")."""
+        node = PlanNode(f"S{len(self.nodes) + 1}", first, self.trim(first, last), title, number=number)
+        node.blocks = blocks
+        node.sentences = _sentences_of(blocks)
+        self.nodes.append(node)
+        self.unit_blocks.append((len(self.nodes), blocks, title))
+        self.analyse(node, _sentences_of(flow) if flow is not None else node.sentences)
+        return self.split(node)
+
+    def analyse(self, node: PlanNode, flow: list[Sentence]) -> None:
+        sentences = node.sentences
+        head = [s.text for s in sentences[:2]]
+        if _COND_TITLE.match(node.title) and re.match(r"^(?:if|when|in case)\b", node.title, re.I):
+            node.cond = node.title
+        elif (head and _is_condition(head[0])) or (
+            head and (_ONLY.search(head[0]) or _MID_IF_ACTION.search(head[0]))
+        ):
+            node.cond = _condition_text(head[0])
+        elif len(head) > 1 and (
+            _ONLY.search(head[1]) or (_is_condition(head[1]) and _CHOICE.search(head[0]))
+        ):
+            node.cond = _condition_text(head[1])
+        for sentence in sentences:
+            for match in _JUMP.finditer(sentence.text):
+                cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                node.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
+            for match in _GO_BACK.finditer(sentence.text):
+                node.jumps.append((int(match.group("n")), None, True))
+        text = node.text
+        if _REPEAT.search(text) and not _has_code(node.blocks):
+            until = re.search(r"\buntil\b\s*(.*)", text, re.I)
+            node.loop_header = _first_sentence(until.group(1) if until else text, 100)
+        if sentences and not _has_code(node.blocks):
+            opening = sentences[0].text
+            if _EXIT.search(opening) or (len(sentences) <= 2 and _EXIT.search(text)):
+                node.exit = True
+        for sentence in sentences[1:]:
+            conditional = _is_condition(sentence.text) or re.search(r",\s*if\b", sentence.text, re.I)
+            leaves = _SUCCESS.search(sentence.text) or (
+                _EXIT.search(sentence.text) and not _REMEDY_WORDS.search(sentence.text)
+            )
+            if conditional and leaves:
+                node.exit_cond = _condition_text(sentence.text)
+        if flow and len(flow) > 1:
+            last = flow[-1].text
+            if _is_condition(last) and re.search(
+                r"\b(?:following steps|next step|continue|proceed|move on|described in the following|below)\b",
+                last,
+                re.I,
+            ):
+                node.forward_cond = _condition_text(last)
+
+    def split(self, node: PlanNode) -> _Unit:
+        """Conditional tails that mutate or leave the flow become steps of their own."""
+        sentences = node.sentences
+        tails: list[int] = []
+        ends = node.last
+        for index in range(len(sentences) - 1, 0, -1):
+            sentence = sentences[index]
+            if not _is_condition(sentence.text) or sentence.line <= node.first:
+                continue
+            codes = [
+                b
+                for blk in node.blocks
+                for b in blk.walk()
+                if b.kind == "code" and sentence.line < b.first <= ends
+            ]
+            worthy = bool(_EXIT.search(sentence.text)) or bool(_REMEDY_WORDS.search(sentence.text))
+            if not worthy and codes:
+                worthy = any(classify_text(line, "shell") for code in codes for line in _code_lines(code)[:3])
+            if not worthy:
+                break
+            tails.append(index)
+            ends = sentence.line - 1
+        if not tails:
+            return node
+        units: list[_Unit] = [node]
+        starts = sorted(tails)
+        original_last = node.last
+        node.last = self.trim(node.first, sentences[starts[0]].line - 1)
+        for position, index in enumerate(starts):
+            first = sentences[index].line
+            last = sentences[starts[position + 1]].line - 1 if position + 1 < len(starts) else original_last
+            tail = PlanNode(
+                f"S{len(self.nodes) + 1}",
+                first,
+                self.trim(first, last),
+                _first_sentence(sentences[index].text),
+            )
+            stop = sentences[starts[position + 1]].line if position + 1 < len(starts) else 10**9
+            tail.sentences = [s for s in sentences[index:] if s.line < stop]
+            tail.blocks = []
+            tail.cond = _condition_text(sentences[index].text)
+            tail.exit = bool(_EXIT.search(sentences[index].text)) and not _REMEDY_WORDS.search(
+                sentences[index].text
+            )
+            self.nodes.append(tail)
+            self.parent[tail.id] = node.id
+            units.append(tail)
+        node.sentences = [s for s in sentences if s.line < sentences[starts[0]].line]
+        node.exit_cond = (
+            None if node.exit_cond and node.exit_cond in [t.cond for t in units[1:]] else node.exit_cond
+        )
+        node.forward_cond = None
+        return _Group("tails", units)
+
+    # -- sections -------------------------------------------------------------------------
+
+    def section(self, sec: Sec, top: bool = False) -> _Unit | None:
+        if not top and _INFORMATIONAL.match(sec.title):
+            return None
+        merged = [c for c in sec.children if _INTERPRETS.match(c.title)]
+        children = [c for c in sec.children if c not in merged and not _INFORMATIONAL.match(c.title)]
+        own, intro, first_unit = self.block_units(sec.blocks, sec)
+        child_units = [u for c in children if (u := self.section(c)) is not None]
+        number = None
+        title = sec.title
+        numbered = _STEP_TITLE.match(sec.title)
+        if numbered:
+            number = int(numbered.group("a") or numbered.group("b"))
+        if own is None and not child_units:
+            if top:
+                return None
+            blocks = list(sec.blocks) + [b for c in merged for b in c.blocks]
+            if not self.actionable(sec.title, blocks, bool(merged)):
+                return None
+            last = max([sec.last, *(c.last for c in merged)])
+            if children:
+                last = self.trim(sec.line, min(c.line for c in children) - 1)
+            return self.node(sec.line, last, _strip_number(title), blocks, number, flow=list(sec.blocks))
+        intro_sentences = _sentences_of(intro)
+        group_cond: str | None = None
+        if re.match(r"^(?:if|when|in case)\b", sec.title, re.I):
+            group_cond = sec.title
+        intro_node: _Unit | None = None
+        if intro and not top and self.intro_is_step(intro, intro_sentences):
+            end = (
+                first_unit - 1
+                if first_unit
+                else (min(c.line for c in children) - 1 if children else sec.last)
+            )
+            intro_node = self.node(sec.line, end, _strip_number(title), intro, number)
+        elif (intro_sentences and _is_condition(intro_sentences[0].text) and group_cond is None) or (
+            intro_sentences and _ONLY.search(intro_sentences[0].text)
+        ):
+            group_cond = _condition_text(intro_sentences[0].text)
+        items: list[_Unit] = []
+        if intro_node is not None:
+            items.append(intro_node)
+        if own is not None:
+            items.append(own)
+        if child_units:
+            mode = self.children_mode(
+                children, child_units, intro_sentences, intro_node is not None and own is None
+            )
+            if mode == "fork" and intro_node is not None:
+                branches = _Group("branches", child_units)
+                for child, unit in zip(children, child_units, strict=True):
+                    if _unit_cond(unit) is None:
+                        _set_cond(unit, child.title)
+                items = [_Group("fork", [intro_node, branches])]
+            else:
+                if mode == "alt":
+                    for child, unit in zip(children, child_units, strict=True):
+                        if _unit_cond(unit) is None:
+                            _set_cond(unit, child.title)
+                items.append(_Group(mode, child_units) if len(child_units) > 1 else child_units[0])
+        if not items:
+            return None
+        choice = next((x.text for x in intro_sentences if _CHOICE.search(x.text)), None)
+        if intro_node is not None and choice is not None and len(items) > 1:
+            # "This process cannot be used for X; see the procedure below": the steps after the
+            # choice run only when it allows them; otherwise the flow moves on past them.
+            items = [
+                items[0],
+                _Group("seq", items[1:], cond=f"the procedure applies: {_condition_text(choice)}"),
+            ]
+        group = _Group("seq", items, cond=group_cond, title=sec.title)
+        if _REMEDY_TITLE.match(sec.title) and group.cond is None and _unit_cond(group) is None:
+            group.cond = "the diagnosis found the problem this fixes"
+        return group
+
+    def actionable(self, title: str, blocks: list[Blk], merged: bool) -> bool:
+        if _has_code(blocks) or merged:
+            return True
+        if any(_EXIT.search(s.text) for s in _sentences_of(blocks)):
+            return True
+        if _REMEDY_TITLE.match(title) or _IMPERATIVE.match(title) or _COND_TITLE.match(title):
+            return bool(_sentences_of(blocks)) or True
+        for sentence in _sentences_of(blocks):
+            if _imperative(sentence.text) or _ADVICE.search(sentence.text):
+                return True
+        return False
+
+    def intro_is_step(self, intro: list[Blk], sentences: list[Sentence]) -> bool:
+        if _has_code(intro):
+            return True
+        for sentence in sentences:
+            text = sentence.text
+            if _CHOICE.search(text):
+                return True
+            if _imperative(text) and not _ANNOUNCE.search(text):
+                return True
+        return False
+
+    def children_mode(
+        self, secs: list[Sec], units: list[_Unit], intro: list[Sentence], has_intro_step: bool
+    ) -> str:
+        intro_text = " ".join(s.text for s in intro)
+        titles = [s.title for s in secs]
+        if len(units) > 1 and all(_ALT_TITLE.match(t) for t in titles):
+            return "alt"
+        if len(units) > 1 and _ALTERNATIVE.search(intro_text):
+            return "alt"
+        if len(units) > 1 and _PARALLEL.search(intro_text):
+            return "par"
+        if has_intro_step and not any(_STEP_TITLE.match(t) or _IMPERATIVE.match(t) for t in titles):
+            return "fork"
+        if len(units) > 1 and all(
+            re.match(r"^(?:for|when|if|in case|using|with|on)\b", t, re.I) for t in titles
+        ):
+            return "alt"
+        return "seq"
+
+    # -- blocks ---------------------------------------------------------------------------
+
+    def block_units(self, blocks: list[Blk], sec: Sec) -> tuple[_Unit | None, list[Blk], int]:
+        """The step units among a section's blocks, the intro before them, the first unit's line."""
+        labelled = [i for i, b in enumerate(blocks) if b.kind == "para" and _STEP_PARA.match(b.text)]
+        if labelled:
+            units: list[_Unit] = []
+            for position, index in enumerate(labelled):
+                stop = labelled[position + 1] if position + 1 < len(labelled) else len(blocks)
+                chunk = blocks[index:stop]
+                last = chunk[-1].last
+                match = _STEP_PARA.match(blocks[index].text)
+                assert match is not None
+                title = _first_sentence(blocks[index].text[match.end() :] or blocks[index].text)
+                units.append(self.node(blocks[index].first, last, title, chunk, int(match.group("n"))))
+            return _Group("seq", units), blocks[: labelled[0]], blocks[labelled[0]].first
+        units = []
+        intro: list[Blk] = []
+        first_line = 0
+        lead = ""
+        between: list[Blk] = []  # prose after a step list, kept for its last item if more steps follow
+        for blk in blocks:
+            if blk.kind == "list" and self.step_list(blk, lead, sec):
+                unit = self.list_unit(blk, lead)
+                if unit is not None:
+                    if not units:
+                        first_line = blk.first
+                    else:
+                        self.attach(between)
+                    between = []
+                    units.append(unit)
+                    lead = ""
+                    continue
+            if not units:
+                intro.append(blk)
+            elif blk.kind == "code":
+                self.attach([*between, blk])  # a command block right after an item belongs to it
+                between = []
+            elif blk.kind == "para":
+                between.append(blk)
+            else:
+                between = []
+            if blk.kind == "para":
+                lead = blk.text
+        if not units:
+            return None, blocks, 0
+        return (_Group("seq", units) if len(units) > 1 else units[0]), intro, first_line
+
+    def attach(self, blocks: list[Blk]) -> None:
+        if not blocks or not self.nodes:
+            return
+        node = max(self.nodes, key=lambda n: n.first)
+        node.blocks.extend(blocks)
+        node.last = max(node.last, max(b.last for b in blocks))
+
+    def step_list(self, blk: Blk, lead: str, sec: Sec) -> bool:
+        items = blk.children
+        if not items:
+            return False
+        if re.search(
+            r"\b(?:symptoms?|causes?|reasons?|include the following conditions|such as)\b", lead, re.I
+        ):
+            return False
+        votes = 0
+        for item in items:
+            own = item.own_text()
+            if _imperative(own) or _has_code(item.children) or _is_condition(own):
+                votes += 1
+        if blk.ordered:
+            return votes * 2 >= len(items)
+        if _PARALLEL.search(lead) or _ALTERNATIVE.search(lead):
+            return True
+        conditional = sum(1 for i in items if _is_condition(i.own_text()))
+        if conditional * 2 >= len(items) and conditional >= 1:
+            return True
+        return votes == len(items) and len(items) > 1 and all(_imperative(i.own_text()) for i in items)
+
+    def list_unit(self, blk: Blk, lead: str) -> _Unit | None:
+        units: list[_Unit] = []
+        markers = [i.marker for i in blk.children]
+        auto = len(set(markers)) == 1 and len(markers) > 1
+        for index, item in enumerate(blk.children):
+            own = item.own_text()
+            number = None
+            if blk.ordered:
+                number = index + 1 if auto or not item.marker.isdigit() else int(item.marker)
+                if not auto and item.marker.isdigit():
+                    number = int(item.marker)
+            nested = [b for b in item.children if b.kind == "list" and b.ordered]
+            own_names_action = _imperative(own) or bool(_REMEDY_START.match(own))
+            if nested and not own_names_action and (own.rstrip().endswith(":") or _is_condition(own)):
+                inner = self.list_unit(nested[0], own)
+                if inner is not None:
+                    group = _Group("seq", [inner], cond=_condition_text(own) if _is_condition(own) else None)
+                    units.append(group)
+                    continue
+            title = _first_sentence(own or f"item {index + 1}")
+            units.append(self.node(item.first, item.last, title, item.children, number))
+        if not units:
+            return None
+        conditional = [u for u in units if _unit_cond(u) is not None]
+        if not blk.ordered and len(conditional) * 2 >= len(units) and len(conditional) >= 1:
+            return _Group("branches", units)
+        if _ALTERNATIVE.search(lead):
+            for unit in units:
+                if _unit_cond(unit) is None:
+                    _set_cond(unit, f"you choose: {_unit_title(unit)}")
+            return _Group("alt", units)
+        if _PARALLEL.search(lead) and len(units) > 1:
+            return _Group("par", units)
+        return _Group("seq", units)
+
+
+def _strip_number(title: str) -> str:
+    match = _STEP_TITLE.match(title)
+    return title[match.end() :].strip(" -:") or title if match else title
+
+
+def _unit_cond(unit: _Unit) -> str | None:
+    if isinstance(unit, PlanNode):
+        return unit.cond
+    if unit.cond is not None:
+        return unit.cond
+    if unit.mode in ("seq", "tails") and unit.items:
+        return _unit_cond(unit.items[0])
+    if unit.mode == "fork" and unit.items:
+        return _unit_cond(unit.items[0])
+    return None
+
+
+def _set_cond(unit: _Unit, cond: str) -> None:
+    if isinstance(unit, PlanNode):
+        unit.cond = cond
+    else:
+        unit.cond = cond
+
+
+def _unit_title(unit: _Unit) -> str:
+    if isinstance(unit, PlanNode):
+        return unit.title
+    return unit.title or (_unit_title(unit.items[0]) if unit.items else "")
+
+
+def _main(unit: _Unit) -> PlanNode | None:
+    if isinstance(unit, PlanNode):
+        return unit
+    return _main(unit.items[0]) if unit.items else None
+
+
+# -- linking ----------------------------------------------------------------------------------
+
+_Pending = list[tuple[str, str | None]]
+
+
+def _otherwise(cond: str | None) -> str:
+    return f"otherwise (not: {cond})" if cond else "otherwise"
+
+
+class _Linker:
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str], PlanEdge] = {}
+
+    def edge(self, src: str, dst: str, cond: str | None, loop: bool = False) -> None:
+        if src == dst and not loop:
+            return
+        key = (src, dst)
+        if key in self.edges:
+            existing = self.edges[key]
+            if existing.condition and not cond:
+                existing.condition = None
+            return
+        self.edges[key] = PlanEdge(src, dst, cond, loop)
+
+    def link(self, unit: _Unit, pending: _Pending, skip: bool = True) -> _Pending:
+        """Connect ``pending`` exits into ``unit``; return its exits. ``skip``: a conditional
+        first item also passes the flow on past it (off inside branches, already conditional)."""
+        if isinstance(unit, PlanNode):
+            return self.node(unit, pending)
+        if unit.cond is not None:
+            pending = [(p, unit.cond) for p, _ in pending]
+        if unit.mode == "tails":
+            return self.tails(unit.items, pending)
+        if unit.mode == "seq":
+            return self.seq(unit.items, pending, skip)
+        if unit.mode == "par":
+            out: _Pending = []
+            for item in unit.items:
+                out.extend(self.link(item, pending))
+            return out
+        if unit.mode in ("alt", "branches"):
+            out = []
+            for item in unit.items:
+                out.extend(self.link(item, pending, skip=False))
+            return out
+        if unit.mode == "fork":
+            # Sections per symptom under a step: each is a branch from that step and ends the
+            # guide unless the author says where to go next.
+            head, branches = unit.items[0], unit.items[1]
+            out = self.link(head, pending)
+            main = _main(head)
+            assert main is not None and isinstance(branches, _Group)
+            for item in branches.items:
+                for src, cond in self.link(item, [(main.id, None)], skip=False):
+                    self.edge(src, END, cond)
+            for src, cond in out:
+                if src != main.id or cond is not None:
+                    self.edge(src, END, cond)
+            return []
+        return pending
+
+    def tails(self, items: list[_Unit], pending: _Pending) -> _Pending:
+        """A step and its conditional tails: head → t1 → t2 …, each also passing on when its
+        next tail's condition does not hold."""
+        head = items[0]
+        out: _Pending = []
+        current = self.link(head, pending)
+        for tail in items[1:]:
+            cond = _unit_cond(tail)
+            out.extend((src, _otherwise(cond)) for src, _ in current)
+            current = self.link(tail, current)
+        return out + current
+
+    def node(self, node: PlanNode, pending: _Pending) -> _Pending:
+        for src, cond in pending:
+            self.edge(src, node.id, node.cond or cond)
+        if node.exit:
+            self.edge(node.id, END, None)
+            return []
+        if node.exit_cond:
+            self.edge(node.id, END, node.exit_cond)
+            return [(node.id, _otherwise(node.exit_cond))]
+        if node.forward_cond:
+            self.edge(node.id, END, _otherwise(node.forward_cond))
+            return [(node.id, node.forward_cond)]
+        return [(node.id, None)]
+
+    def seq(self, items: list[_Unit], pending: _Pending, skip: bool = True) -> _Pending:
+        header: PlanNode | None = None
+        for index, item in enumerate(items):
+            cond = _unit_cond(item)
+            if isinstance(item, PlanNode) and item.loop_header and header is None:
+                pending = self.node(item, pending)
+                header = item
+                pending = [(item.id, f"while not: {item.loop_header}")]
+                continue
+            if cond is not None and pending and (skip or index > 0):
+                entered = self.link(item, pending)
+                pending = entered + [(p, _otherwise(cond)) for p, _ in pending]
+            else:
+                pending = self.link(item, pending)
+        if header is not None:
+            for src, _ in pending:
+                self.edge(src, header.id, f"repeat until {header.loop_header}", loop=True)
+            pending = [(header.id, header.loop_header)]
+        return pending
+
+
+def build_plan(text: str, source: str | None = None) -> Plan:
+    """Read a guide's steps, control flow and commands (deterministic; no LLM)."""
+    root, lines = parse_doc(text)
+    reader = _Reader(lines)
+    top = root
+    title = ""
+    headings = [c for c in root.children]
+    if len(headings) == 1 and headings[0].level == 1:
+        top = headings[0]
+        title = top.title
+        if root.blocks and not top.blocks:
+            top.blocks = []  # the document's intro is not a step
+    elif headings:
+        title = next((h.title for h in headings if h.level == 1), headings[0].title)
+    unit = reader.section(top, top=True)
+    if top is not root and root.children != [top]:
+        unit = reader.section(root, top=True)
+    nodes = sorted(reader.nodes, key=lambda n: n.first)
+    for index, node in enumerate(nodes, 1):
+        node.id = f"S{index}" if node.id else node.id
+    # commands: the document's units in order, then each command to the node holding its line
+    ordered = sorted(reader.nodes, key=lambda n: n.first)
+    units = [(index, n.blocks, n.title) for index, n in enumerate(ordered)]
+    commands = find_commands(units, lines)
+    for command in commands:
+        holder = next((n for n in ordered if n.first <= command.line <= n.last), None)
+        if holder is None:
+            holder = next((n for n in ordered if n.first <= command.line <= max(n.last, n.first)), None)
+        if holder is not None:
+            holder.commands.append(command)
+    linker = _Linker()
+    pending: _Pending = [(START, None)]
+    if unit is not None:
+        pending = linker.link(unit, pending)
+    for src, cond in pending:
+        linker.edge(src, END, cond)
+    _jumps(ordered, linker)
+    edges = list(linker.edges.values())
+    _ensure_connected(ordered, edges)
+    for node in ordered:
+        node.kind = _kind(node)
+    gates = _gates(ordered, edges)
+    return Plan(title or "guide", ordered, edges, gates, source)
+
+
+def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
+    numbered: dict[int, PlanNode] = {}
+    for node in nodes:
+        if node.number is not None and node.number not in numbered:
+            numbered[node.number] = node
+    for node in nodes:
+        for number, cond, back in node.jumps:
+            target = numbered.get(number)
+            if target is None or target is node:
+                continue
+            loop = back or target.first < node.first
+            linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
+
+
+def _ensure_connected(nodes: list[PlanNode], edges: list[PlanEdge]) -> None:
+    ins = {e.dst for e in edges}
+    outs = {e.src for e in edges}
+    for node in nodes:
+        if node.id not in ins:  # a section the flow never reaches: an entry of its own
+            edges.append(PlanEdge(START, node.id, None))
+        if node.id not in outs:
+            edges.append(PlanEdge(node.id, END, None))
+
+
+def _kind(node: PlanNode) -> str:
+    if node.loop_header or (not node.commands and _CHOICE.search(node.text) and len(node.sentences) <= 6):
+        return "decision"
+    mutating = [c for c in node.commands if c.mutating]
+    helpers = re.compile(
+        r"\b(?:kubectl|oc)\s+(?:run|debug)\b|\btoolbox\b|apt-get|\byum\b|\bdnf\b|>\s*\S+\.ya?ml"
+    )
+    real = [c for c in mutating if not helpers.search(c.full)]
+    opening = node.sentences[0].text if node.sentences else node.title
+    if real or _REMEDY_START.match(opening) or _REMEDY_START.match(node.title):
+        return "remedy"
+    if node.exit or _MANUAL.match(opening) or _MANUAL.match(node.title):
+        return "manual"
+    return "check"
+
+
+def _gates(nodes: list[PlanNode], edges: list[PlanEdge]) -> list[Gate]:
+    preds: dict[str, list[PlanEdge]] = {}
+    for edge in edges:
+        if not edge.loop:
+            preds.setdefault(edge.dst, []).append(edge)
+    gates: list[Gate] = []
+    for node in nodes:
+        if node.kind != "remedy":
+            continue
+        seen: set[str] = set()
+        stack = [node.id]
+        found: tuple[str, str] | None = None
+        while stack and found is None:
+            current = stack.pop(0)
+            for edge in preds.get(current, []):
+                if edge.condition:
+                    found = (edge.src, edge.condition)
+                    break
+                if edge.src not in seen and edge.src != START:
+                    seen.add(edge.src)
+                    stack.append(edge.src)
+        if found is not None:
+            requires = found[0] if found[0] != START else node.id
+            gates.append(Gate(node.id, requires, found[1]))
+    return gates
