@@ -8,22 +8,24 @@ on stderr), 2 bad usage.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from planners import Workflow, WorkflowFileError, load_workflow
-from tools import ToolRegistry
-from tools.builtin import builtin_registry
-from tools.loading import load_tools
-
-from ..console import ProgressView, event_json
-from ..events import Event
-from ..result import RunResult
-from ..run import Run
 from ..terminal_text import escape_for_terminal
-from .approval import Approval, ApprovalPolicy
+
+# Imported where used: every command imports this module, and `stepweave --help` or
+# `validate` must not pay for the engine, the workflow model or the built-in tools.
+if TYPE_CHECKING:
+    from planners import Workflow, WorkflowFileError
+    from tools import ToolRegistry
+
+    from ..console import ProgressView
+    from ..events import Event
+    from ..result import RunResult
+    from ..run import Run
+    from .approval import Approval, ApprovalPolicy
 
 __all__ = [
     "FlowArgument",
@@ -63,6 +65,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def registry_for(modules: list[str] | None) -> ToolRegistry:
     """Built-in tools plus every ``@tool`` in the user's modules (exit 1 naming a bad one)."""
+    from tools.builtin import builtin_registry
+    from tools.loading import load_tools
+
     try:
         return load_tools(modules or (), into=builtin_registry())
     except ValueError as exc:
@@ -71,6 +76,8 @@ def registry_for(modules: list[str] | None) -> ToolRegistry:
 
 def load_flow(flow: Path, registry: ToolRegistry) -> Workflow:
     """Load and check a workflow file; print every problem and exit 1 if it is invalid."""
+    from planners import WorkflowFileError, load_workflow
+
     try:
         workflow = load_workflow(flow)
     except WorkflowFileError as exc:
@@ -84,6 +91,7 @@ def load_flow(flow: Path, registry: ToolRegistry) -> Workflow:
 
 
 def print_problems(error: WorkflowFileError) -> None:
+    """Every problem of ``error`` on stderr, one per line, shown literally."""
     for problem in error.problems:
         err.print(str(problem), highlight=False, soft_wrap=True, markup=False)
 
@@ -105,12 +113,16 @@ def make_approver(yes: bool, view: ProgressView | None, policy: ApprovalPolicy |
     ``policy`` widens or narrows that (``ask``: ``--allow TOOL``, read-only calls,
     ``--allow-env``); see ``orchestrator.cli.approval``.
     """
+    from .approval import Approval, ApprovalPolicy
+
     return Approval(policy or ApprovalPolicy(yes=yes), err, view)
 
 
 async def watch(run: Run, view: ProgressView | None) -> tuple[RunResult, list[Event]]:
     """Follow a started run to its end: live progress in a terminal, else JSON Lines on
     stdout when ``view`` is None. Returns the result and every event."""
+    from ..console import event_json
+
     events: list[Event] = []
     if view is not None and out.is_terminal:
         with view.live():
