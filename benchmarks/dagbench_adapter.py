@@ -1,6 +1,7 @@
 """stepweave as a system of the shared dagbench harness (WORKLOADS.md, "Adapter interface").
 
-    cd /work/shared/bench && PYTHONPATH=/work/main:. /work/main/.venv/bin/python -m dagbench.bench \\
+    # from the repository root, with the harness checked out at ../shared/bench
+    REPO=$PWD && cd ../shared/bench && PYTHONPATH=$REPO:. $REPO/.venv/bin/python -m dagbench.bench \\
         run --systems asyncio_readyq,benchmarks.dagbench_adapter:run --workloads 'layered-*'
 
 Only this module imports the harness (``dagbench.tasks``, on the path when the harness

@@ -16,6 +16,7 @@ import cProfile
 import pstats
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from orchestrator import Orchestrator
@@ -25,6 +26,9 @@ from .recorder import REC, check
 from .workloads import Workload, make
 
 __all__ = ["profile_run"]
+
+# Paths in the table are shown relative to the repository, wherever it is checked out.
+_ROOT = f"{Path(__file__).resolve().parents[1]}/"
 
 
 async def _profiled(workload: Workload, profiler: cProfile.Profile) -> None:
@@ -59,7 +63,7 @@ def _rows(stats: pstats.Stats, key: str, path_filter: str, top: int) -> list[str
     for (path, line, name), entry in ranked:
         if path_filter and path_filter not in path:
             continue
-        where = path.split("/work/main/")[-1] if "/work/main/" in path else path.rsplit("/", 2)[-1]
+        where = path.removeprefix(_ROOT) if path.startswith(_ROOT) else path.rsplit("/", 2)[-1]
         lines.append(f"{entry[index] / total:6.1%} {entry[index]:8.3f} {entry[1]:8d}  {where}:{line}({name})")
         if len(lines) > top:
             break
