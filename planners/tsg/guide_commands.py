@@ -170,8 +170,8 @@ _DATA_LANGS = frozenset(
 _QUERY_LANGS = frozenset({"promql", "logql", "kql", "kusto", "traceql", "metricsql"})
 _SQL_LANGS = frozenset({"sql", "sqlite", "postgresql", "psql", "mysql", "plpgsql"})
 _PROMPT = re.compile(
-    r"^(?P<prompt>\$|[\w.-]+@[\w.:~/-]*[$#]|(?:sh|bash)-\d[\d.]*[$#]|[\w-]+\$|[\w-]+=?#|[\w./-]+:[/\w.~-]*\s?#|"
-    r"\d{1,3}(?:\.\d{1,3}){3}:\d+>|[\w-]+>)\s+(?=\S)"
+    r"^(?P<prompt>\$|[\w.-]+@[\w.:~/-]*[$#]|(?:sh|bash)-\d[\d.]*[$#]|\w[\w-]*\$|\w[\w-]*=?#|[\w./-]+:[/\w.~-]*\s?#|"
+    r"\d{1,3}(?:\.\d{1,3}){3}:\d+>|\w[\w-]*>)\s+(?=\S)"
 )
 _OUTPUT_LEAD = re.compile(
     r"(you should see|should (?:return|show|look|print|output)|output (?:like|similar)|similar to|"
@@ -197,18 +197,20 @@ _LOCAL_CUE = re.compile(
     re.IGNORECASE,
 )
 _NODE_CUE = re.compile(
-    r"\b(?:on|from within|within|inside|login to|log in to|log into|ssh (?:in)?to|into|from)\s+"
+    r"\b(?:on|from within|within|inside|login to|log in to|log into|from)\s+"
     r"(?:any of |one of |all |each of |each )?(?:the |a |your |that |this )?(?:[\w.`-]+ ){0,2}"
     r"(?:node|nodes|host|hosts|server|vm|master node)\b",
     re.IGNORECASE,
 )
 _POD_CUE = re.compile(
-    r"\b(?:in|inside|within|from within|from|into)\s+(?:the |a |your |that |all |each |any )?"
+    r"\b(?:in|inside|within|from within|from)\s+(?:the |a |your |that |all |each |any )?"
     r"(?:[\w`-]+ ){0,2}(?:pod|pods|container)\b",
     re.IGNORECASE,
 )
 _CONSOLE_CUE = re.compile(r"\b(?:web console|portal|in the ui|from the ui|on the [\w ]{0,20}ui)\b", re.I)
 _DESCRIBES = re.compile(r"(?:\bruns|\btriggers(?: a)?|\bcommand:|\bcalled|\bnamed|\butility)\s*`?$", re.I)
+_STRONG_OUTPUT_LEAD = re.compile(r"^(?:example|sample) output\b|^output\b|\be\.g\.?,?\s*:?\s*$", re.I)
+_ASSIGN_SUBST = re.compile(r"^\s*(?:export\s+)?[A-Za-z_]\w*=\(?\$\((.*)\)\)?\s*$", re.DOTALL)
 _RUN_QUOTED = re.compile(r"\brun\s+\"([^\"]+)\"")
 
 
@@ -244,6 +246,23 @@ def _program(text: str) -> str:
     return words[0] if words else ""
 
 
+_HARMLESS = frozenset(
+    {"echo", "printf", "for", "do", "done", "while", "in", "true", "grep", "awk", "jq", "head"}
+)
+
+
+def _programs(text: str) -> set[str]:
+    """The programs a compound command runs: first words of its parts, loop bodies and $( )."""
+    found: set[str] = set()
+    for piece in re.split(r"\$\(|[;|&\n]|\bdo\b|\bthen\b|`", _unplaceholder(text)):
+        piece = re.sub(r"^\s*(?:[A-Za-z_]\w*=\(?\s*)+", "", piece).strip()
+        word = piece.split()[0] if piece.split() else ""
+        word = word.strip("()")
+        if word and word not in ("done", "fi", "{", "}") and not word.startswith("-"):
+            found.add(word.rsplit("/", 1)[-1])
+    return found
+
+
 def _plausible(text: str) -> bool:
     """Whether a line reads as a shell command (a program, path, assignment or loop)."""
     stripped = text.strip()
@@ -276,6 +295,12 @@ def classify_text(text: str, language: str) -> bool:
     if language == "redis":
         return classify_shell("redis-cli " + _unplaceholder(text)).effect != "read"
     clean = _unplaceholder(text)
+    assigned = _ASSIGN_SUBST.match(clean)
+    if assigned is not None:  # NAME=$(CMD): only CMD runs
+        return classify_text(assigned.group(1).replace("\\\n", " "), language)
+    parts = _top_level_parts(clean)
+    if len(parts) > 1 and any(_program(p) == "knife" for p in parts):
+        return any(classify_text(p, language) for p in parts)
     words = _words(clean)
     program = _program(clean)
     if program == "knife" and len(words) > 1:
@@ -301,6 +326,34 @@ def classify_text(text: str, language: str) -> bool:
         )
         return creates is not None
     return effect == "write"
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """A command line split at ``|``, ``&&``, ``||`` and ``;`` outside quotes."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in "|;&" and not text.startswith("$(", max(0, index - 1)):
+            if "".join(current).strip():
+                parts.append("".join(current).strip())
+            current = []
+            while index + 1 < len(text) and text[index + 1] in "|&":
+                index += 1
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    if "".join(current).strip():
+        parts.append("".join(current).strip())
+    return parts
 
 
 def _session_after(text: str) -> str | None:
@@ -423,11 +476,14 @@ class _Finder:
         if language in ("sql", "redis"):
             return "database"
         program = _program(_unplaceholder(command))
+        inner = _programs(command)
+        if program not in CLUSTER_CLIS and inner & CLUSTER_CLIS and not inner - CLUSTER_CLIS - _HARMLESS:
+            program = sorted(inner & CLUSTER_CLIS)[0]  # pods=$(oc get …), for pod in …; do oc logs …; done
         if program in CLUSTER_CLIS or program.startswith("<") or re.match(r"^/?chatops", program):
             if not inline and self.session_unit is not None and self.session_unit != unit:
                 self.session, self.session_unit = "local", None
             return "other" if "chatops" in program else "local"
-        if cue is not None:
+        if cue is not None and self.session_unit != unit:
             return cue
         return self.session
 
@@ -458,6 +514,8 @@ class _Finder:
             return
         prompted = [(n, m, t) for n, t in numbered if (m := _PROMPT.match(t.strip()))]
         output_lead = bool(_OUTPUT_LEAD.search(lead))
+        if prompted and _STRONG_OUTPUT_LEAD.search(lead):
+            return  # "Example output …:" shows a session, prompts and all
         if prompted:
             has_output = len(prompted) < len([t for _, t in numbered if t.strip()])
             for number, match, text in prompted:

@@ -71,8 +71,13 @@ _ADVICE = re.compile(
     re.IGNORECASE,
 )
 _COND_START = re.compile(
-    r"^(?:>\s*)?(?:note:\s*)?(?:if|whenever|in case|unless|otherwise|or,|or you can|else|only if|"
-    r"when(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b",
+    r"^(?:>\s*)?(?:note:\s*)?(?:(?:if|whenever|in case|unless|otherwise|else|only if|"
+    r"when(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b|or,|or you can\b)",
+    re.IGNORECASE,
+)
+_BACK_TO_ABOVE = re.compile(
+    r"\b(?:same|previous)\b[^.]{0,40}\b(?:diagnos\w*|checks?|steps?|approaches|queries|commands)\b[^.]{0,40}"
+    r"\babove\b|\b(?:repeat|re-?run|redo)\s+the\s+(?:\w+\s+)?(?:checks?|steps?|diagnos\w*)\s+above\b",
     re.IGNORECASE,
 )
 _ONLY = re.compile(
@@ -202,6 +207,9 @@ class _Group:
     items: list[_Unit]
     cond: str | None = None
     title: str = ""
+    # "If X, follow these steps:": when X does not hold the rest of the guide is not for this
+    # case, so the flow ends instead of moving on past the group.
+    otherwise_ends: bool = False
 
 
 _Unit = PlanNode | _Group
@@ -522,9 +530,16 @@ class _Reader:
                 items[0],
                 _Group("seq", items[1:], cond=f"the procedure applies: {_condition_text(choice)}"),
             ]
-        group = _Group("seq", items, cond=group_cond, title=sec.title)
-        if _REMEDY_TITLE.match(sec.title) and group.cond is None and _unit_cond(group) is None:
+        group = _Group("seq", items, cond=group_cond, title=sec.title, otherwise_ends=group_cond is not None)
+        branching = any(isinstance(i, _Group) and i.mode in ("alt", "branches") for i in items[:1])
+        if (
+            _REMEDY_TITLE.match(sec.title)
+            and group.cond is None
+            and _unit_cond(group) is None
+            and not branching
+        ):
             group.cond = "the diagnosis found the problem this fixes"
+            group.otherwise_ends = True
         return group
 
     def actionable(self, title: str, blocks: list[Blk], merged: bool) -> bool:
@@ -605,7 +620,8 @@ class _Reader:
             if not units:
                 intro.append(blk)
             elif blk.kind == "code":
-                self.attach([*between, blk])  # a command block right after an item belongs to it
+                if not between:
+                    self.attach([blk])  # a command block right after an item belongs to it
                 between = []
             elif blk.kind == "para":
                 between.append(blk)
@@ -814,9 +830,15 @@ class _Linker:
                 header = item
                 pending = [(item.id, f"while not: {item.loop_header}")]
                 continue
-            if cond is not None and pending and (skip or index > 0):
+            only_start = all(p == START for p, _ in pending)
+            if cond is not None and pending and (skip or index > 0) and not only_start:
                 entered = self.link(item, pending)
-                pending = entered + [(p, _otherwise(cond)) for p, _ in pending]
+                if isinstance(item, _Group) and item.otherwise_ends:
+                    for src, _ in pending:
+                        self.edge(src, END, _otherwise(cond))
+                    pending = entered
+                else:
+                    pending = entered + [(p, _otherwise(cond)) for p, _ in pending]
             else:
                 pending = self.link(item, pending)
         if header is not None:
@@ -863,12 +885,35 @@ def build_plan(text: str, source: str | None = None) -> Plan:
     for src, cond in pending:
         linker.edge(src, END, cond)
     _jumps(ordered, linker)
+    firsts = [e.dst for e in linker.edges.values() if e.src == START]
+    for node in ordered:
+        # "Use the same diagnostic approaches as listed above": back to the guide's first checks.
+        if any(_BACK_TO_ABOVE.search(s.text) for s in node.sentences):
+            for target in firsts:
+                if target != node.id:
+                    linker.edge(node.id, target, "to validate the change", loop=True)
     edges = list(linker.edges.values())
     _ensure_connected(ordered, edges)
     for node in ordered:
         node.kind = _kind(node)
+    kinds = {n.id: n.kind for n in ordered}
+    for edge in edges:
+        # A remedy after a check runs on what the check found: the author's implicit condition.
+        if (
+            not edge.condition
+            and not edge.loop
+            and kinds.get(edge.src) == "check"
+            and kinds.get(edge.dst) == "remedy"
+        ):
+            edge.condition = (
+                f"the check found the problem ({_first_sentence(linker_title(ordered, edge.src), 60)})"
+            )
     gates = _gates(ordered, edges)
     return Plan(title or "guide", ordered, edges, gates, source)
+
+
+def linker_title(nodes: list[PlanNode], node_id: str) -> str:
+    return next((n.title for n in nodes if n.id == node_id), node_id)
 
 
 def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:

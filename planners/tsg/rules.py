@@ -296,6 +296,7 @@ SUBCOMMANDS: dict[str, Subcommands] = {
         "session-status, user-status, seat-status",
         default="read",
     ),
+    "gitlab-ctl": _s("", "status, show-config, service-list"),
     # runit's service control (``sv status gitlab-monitor``) and OVN's control socket.
     "sv": _s("-v -w", "status, check"),
     "ovn-appctl": _s(
