@@ -95,6 +95,13 @@ def run(
             code=2,
         )
 
+    journaled: list[str] = []  # the run's id once it is in the journal
+
+    def resume_hint() -> None:
+        """How to continue the run: said only when there is something left to do."""
+        if journaled:
+            err.print(f"continue it with: stepweave resume {journaled[0]}", highlight=False, markup=False)
+
     async def execute() -> tuple[RunResult, list[Event], Any]:
         async with device_executor(broker, local_agents, tools or [], local_label) as devices:
             orchestrator = Orchestrator(
@@ -111,9 +118,9 @@ def run(
             )
             async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
                 if orchestrator.journal is not None:
+                    journaled.append(handle.run_id)
                     err.print(
-                        f"run {handle.run_id}, journaled in {orchestrator.journal.where} "
-                        f"(continue it with: stepweave resume {handle.run_id})",
+                        f"run {handle.run_id}, journaled in {orchestrator.journal.where}",
                         highlight=False,
                         markup=False,
                         soft_wrap=True,
@@ -124,6 +131,7 @@ def run(
     try:
         result, events, final_graph = asyncio.run(execute())
     except KeyboardInterrupt:
+        resume_hint()
         fail("interrupted", code=130)
     except DeviceError as exc:  # the broker or the local agents could not be reached or started
         fail(f"{flow}: {exc}")
@@ -151,6 +159,7 @@ def run(
         first = output_problems.problems[0].message if output_problems.problems else str(output_problems)
         fail(f"{flow}: the steps succeeded but an output cannot be computed: {first}")
     if not result.ok:
+        resume_hint()
         fail(_failure_reason(flow, workflow, result))
 
 

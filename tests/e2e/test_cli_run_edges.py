@@ -234,3 +234,18 @@ def test_a_tools_module_named_tools_py_runs(tmp_path: Path) -> None:
     proc = cli("run", str(flow), "--tools", "tools.py", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json_lines(proc.stdout)[-1]["outputs"] == {"said": "hello ada"}
+
+
+def test_the_resume_hint_is_given_only_for_a_run_that_did_not_finish(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.sqlite3")
+    ok = write(tmp_path, "name: ok\nsteps:\n  - id: a\n    tool: shell\n    args: {argv: ['true']}\n")
+    done = cli("run", str(ok), "--journal", journal)
+    assert done.returncode == 0, done.stderr
+    assert "journaled in" in done.stderr and "stepweave resume" not in done.stderr
+    bad = write(
+        tmp_path, "name: bad\nsteps:\n  - id: a\n    tool: read_file\n    args: {path: no-such-file.txt}\n"
+    )
+    failed = cli("run", str(bad), "--journal", journal)
+    assert failed.returncode == 1
+    run_id = failed.stderr.split("run ", 1)[1].split(",", 1)[0]
+    assert f"continue it with: stepweave resume {run_id}" in failed.stderr
