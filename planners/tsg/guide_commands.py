@@ -209,6 +209,7 @@ _POD_CUE = re.compile(
 )
 _CONSOLE_CUE = re.compile(r"\b(?:web console|portal|in the ui|from the ui|on the [\w ]{0,20}ui)\b", re.I)
 _DESCRIBES = re.compile(r"(?:\bruns|\btriggers(?: a)?|\bcommand:|\bcalled|\bnamed|\butility)\s*`?$", re.I)
+_ROOT_PROMPT = re.compile(r"^(?P<prompt>#)\s+(?=\S)")
 _STRONG_OUTPUT_LEAD = re.compile(r"^(?:example|sample) output\b|^output\b|\be\.g\.?,?\s*:?\s*$", re.I)
 _ASSIGN_SUBST = re.compile(r"^\s*(?:export\s+)?[A-Za-z_]\w*=\(?\$\((.*)\)\)?\s*$", re.DOTALL)
 _RUN_QUOTED = re.compile(r"\brun\s+\"([^\"]+)\"")
@@ -268,8 +269,12 @@ def _plausible(text: str) -> bool:
     stripped = text.strip()
     if not stripped or stripped.startswith("#"):
         return False
-    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=\S*", stripped) or re.match(r"^[A-Za-z_]\w*=\(", stripped):
-        return True
+    assignment = re.match(
+        r"^(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=(?:\(|\$\(|'[^']*'|\"[^\"]*\"|\S*)", stripped
+    )
+    if assignment is not None:
+        rest = stripped[assignment.end() :].strip()
+        return not rest or stripped[assignment.end() - 1 : assignment.end()] in ("(",) or _plausible(rest)
     program = _program(stripped)
     if not program:
         return False
@@ -359,7 +364,7 @@ def _top_level_parts(text: str) -> list[str]:
 def _session_after(text: str) -> str | None:
     """The shell a command leaves the reader in, when it opens one."""
     clean = _unplaceholder(text)
-    if re.search(r"\b(?:kubectl|oc)\s+debug\s+(?:-\S+\s+)*node/", clean) and " -- " not in clean:
+    if re.search(r"\b(?:kubectl|oc)\s+debug\s+(?:-\S+\s+)*node(?:/|\s+\S)", clean) and " -- " not in clean:
         return "node"
     if re.search(r"\b(?:kubectl|oc)\s+(?:rsh|debug)\b", clean) and " -- " not in clean:
         return "pod"
@@ -513,6 +518,15 @@ class _Finder:
         if lang and lang not in _SHELL_LANGS:
             return
         prompted = [(n, m, t) for n, t in numbered if (m := _PROMPT.match(t.strip()))]
+        if lang in ("console", "shell-session", "terminal"):
+            # "# cmd" is the root prompt in a session transcript, not a comment
+            rooted = [
+                (n, m, t)
+                for n, t in numbered
+                if (m := _ROOT_PROMPT.match(t.strip())) and _plausible(t.strip()[2:])
+            ]
+            if rooted:
+                prompted = sorted(prompted + rooted, key=lambda x: x[0])
         output_lead = bool(_OUTPUT_LEAD.search(lead))
         if prompted and _STRONG_OUTPUT_LEAD.search(lead):
             return  # "Example output …:" shows a session, prompts and all
@@ -528,7 +542,11 @@ class _Finder:
                 language = "redis" if prompt.endswith(">") and re.match(r"[\d.]+:\d+>", prompt) else "shell"
                 if prompt.endswith("=#") or prompt.endswith("=>"):
                     language = "sql"
-                self.add(number, command, command, language, unit, cue)
+                whole = command
+                following = [t for n, t in numbered if n > number]
+                while whole.rstrip().endswith(("\\", "|", "&&")) and following:
+                    whole += "\n" + following.pop(0).strip()
+                self.add(number, command, whole, language, unit, cue)
             return
         if output_lead:
             return

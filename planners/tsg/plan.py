@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conditions import _SECTION_JUMP
 from .doc import Blk, Sec, Sentence, parse_doc
 from .guide_commands import _PROMPT, GuideCommand, _plausible, classify_text, find_commands
 
@@ -60,6 +61,10 @@ _VERBS = (
     r"choose|copy|download|upload|trigger|rebuild|redeploy|deploy|rerun|retry|silence|acknowledge|refresh|"
     r"sign|access|print|call|measure|analy[sz]e|debug|diagnose|locate|note|read|see|refer|consult|start"
 )
+_VERBS_LATER = (
+    r"run|restart|delete|remove|set|change|patch|scale|drain|stop|start|apply|open|escalate|contact|upgrade|"
+    r"recreate|kill|edit|add|update|increase|decrease|reboot|check|use"
+)
 _IMPERATIVE = re.compile(
     rf"^(?:(?:first(?: of all)?|then|next|also|finally|now|second|third|afterwards|optionally),?\s+)?"
     rf"(?:please\s+)?(?:{_VERBS})\b",
@@ -72,7 +77,8 @@ _ADVICE = re.compile(
 )
 _COND_START = re.compile(
     r"^(?:>\s*)?(?:note:\s*)?(?:(?:if|whenever|in case|unless|otherwise|else|only if|"
-    r"when(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b|or,|or you can\b)",
+    r"when(?=[^.]*\b(?:you (?:can|should|must|need|may|might)|we (?:can|should)|try|please)\b)"
+    r"(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b|or,|or you can\b)",
     re.IGNORECASE,
 )
 _BACK_TO_ABOVE = re.compile(
@@ -85,7 +91,10 @@ _ONLY = re.compile(
     r"\bapplies only\b|\bonly for\b",
     re.IGNORECASE,
 )
-_MID_IF_ACTION = re.compile(r"\b(?:and|,)\s+if\b.*\b(?:you can|you should|try)\b", re.IGNORECASE)
+_MID_IF_ACTION = re.compile(
+    r"\b(?:and|,)\s+if\b.*\b(?:you can|you should|try)\b|^(?:you can|you may|you could|try)\b[^.]*\bif\b",
+    re.IGNORECASE,
+)
 _EXIT = re.compile(
     r"\b(?:stop here|escalate|open (?:a |an )?(?:support )?(?:issue|ticket|case|bug)|contact (?:the )?[\w\s/-]{0,40}?"
     r"(?:support|team|owner|on-?call)|page the on-?call|file (?:a |an )?(?:issue|bug|ticket)|you are done|"
@@ -104,6 +113,11 @@ _REMEDY_WORDS = re.compile(
     r"upgrade|reinstall|drop|kill|apply|roll ?back|revert|is (?:likely )?required|increase|decrease|"
     r"free up|clean up|purge|force delete|reboot|rebuild|redeploy|you (?:might|may) want to (?:change|set|use|"
     r"remove|add|switch))\b",
+    re.IGNORECASE,
+)
+_DIRECTIVE = re.compile(
+    r"\b(?:you (?:can|should|must|need to|may|might|will need to|have to)|try|we can|please|make sure|"
+    r"is (?:likely )?required|is needed|needs to be)\b|,\s*(?:then\s+)?(?:" + _VERBS_LATER + r")\b",
     re.IGNORECASE,
 )
 _REMEDY_TITLE = re.compile(
@@ -179,6 +193,7 @@ class PlanNode:
     forward_cond: str | None = None  # "If … , continue with the following steps"
     loop_header: str | None = None  # "repeat the steps below until …"
     jumps: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (step number, condition, back)
+    section_jumps: list[tuple[str, str | None]] = field(default_factory=list)  # (section title, condition)
     blocks: list[Blk] = field(default_factory=list)
 
     @property
@@ -314,6 +329,8 @@ def _code_lines(blk: Blk) -> list[str]:
         return prompted
     if blk.lang in ("yaml", "yml", "json", "text", "txt", "log", "output"):
         return []
+    if blk.lang in ("sql", "sqlite", "postgresql", "mysql", "promql", "logql", "kql", "kusto"):
+        return lines
     return [line for line in lines if _plausible(line)]
 
 
@@ -364,7 +381,9 @@ class _Reader:
 
     def analyse(self, node: PlanNode, flow: list[Sentence]) -> None:
         sentences = node.sentences
-        head = [s.text for s in sentences[:2]]
+        codes = [b.first for blk in node.blocks for b in blk.walk() if b.kind == "code" and _code_lines(b)]
+        before = [s for s in sentences if not codes or s.line < min(codes)]
+        head = [s.text for s in before[:2]]  # an entry condition comes before the step's commands
         if _COND_TITLE.match(node.title) and re.match(r"^(?:if|when|in case)\b", node.title, re.I):
             node.cond = node.title
         elif (head and _is_condition(head[0])) or (
@@ -381,6 +400,12 @@ class _Reader:
                 node.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
             for match in _GO_BACK.finditer(sentence.text):
                 node.jumps.append((int(match.group("n")), None, True))
+            section = _SECTION_JUMP.search(sentence.text)
+            if section is not None and not _JUMP.search(sentence.text):
+                name = (section.group("a") or section.group("b") or "").strip().strip("`*")
+                if name and name.lower() not in ("following", "next", "above", "below", "this", "same"):
+                    cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                    node.section_jumps.append((name, cond))
         text = node.text
         if _REPEAT.search(text) and not _has_code(node.blocks):
             until = re.search(r"\buntil\b\s*(.*)", text, re.I)
@@ -420,7 +445,9 @@ class _Reader:
                 for b in blk.walk()
                 if b.kind == "code" and sentence.line < b.first <= ends
             ]
-            worthy = bool(_EXIT.search(sentence.text)) or bool(_REMEDY_WORDS.search(sentence.text))
+            worthy = bool(_EXIT.search(sentence.text)) or (
+                bool(_REMEDY_WORDS.search(sentence.text)) and bool(_DIRECTIVE.search(sentence.text))
+            )
             if not worthy and codes:
                 worthy = any(classify_text(line, "shell") for code in codes for line in _code_lines(code)[:3])
             if not worthy:
@@ -885,6 +912,7 @@ def build_plan(text: str, source: str | None = None) -> Plan:
     for src, cond in pending:
         linker.edge(src, END, cond)
     _jumps(ordered, linker)
+    _section_jumps(root, ordered, linker)
     firsts = [e.dst for e in linker.edges.values() if e.src == START]
     for node in ordered:
         # "Use the same diagnostic approaches as listed above": back to the guide's first checks.
@@ -928,6 +956,33 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
                 continue
             loop = back or target.first < node.first
             linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
+
+
+def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
+    """ "If X, go to the Mitigation section": an edge to that section's first step."""
+    sections: list[Sec] = []
+    stack = [root]
+    while stack:
+        sec = stack.pop()
+        sections.append(sec)
+        stack.extend(sec.children)
+    for node in nodes:
+        for name, cond in node.section_jumps:
+            wanted = name.lower().rstrip(":")
+            sec = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
+            if sec is None:
+                sec = next((x for x in sections if x.level and wanted in x.title.lower()), None)
+            if sec is None:
+                continue
+            target = next((n for n in nodes if sec.line <= n.first <= max(sec.last, sec.line)), None)
+            if target is None or target is node:
+                continue
+            loop = target.first < node.first
+            if cond is not None and not loop:
+                for edge in list(linker.edges.values()):
+                    if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:
+                        edge.condition = _otherwise(cond)
+            linker.edge(node.id, target.id, cond, loop=loop)
 
 
 def _ensure_connected(nodes: list[PlanNode], edges: list[PlanEdge]) -> None:
