@@ -207,6 +207,7 @@ _POD_CUE = re.compile(
     r"(?:[\w`-]+ ){0,2}(?:pod|pods|container)\b",
     re.IGNORECASE,
 )
+_TOOLBOX_CUE = re.compile(r"\b(?:rook-ceph toolbox|ceph toolbox|tools pod|toolbox pod)\b", re.I)
 _CONSOLE_CUE = re.compile(r"\b(?:web console|portal|in the ui|from the ui|on the [\w ]{0,20}ui)\b", re.I)
 _DESCRIBES = re.compile(r"(?:\bruns|\btriggers(?: a)?|\bcommand:|\bcalled|\bnamed|\butility)\s*`?$", re.I)
 _ROOT_PROMPT = re.compile(r"^(?P<prompt>#)\s+(?=\S)")
@@ -633,7 +634,7 @@ def cue_of(text: str) -> str | None:
         return "other"
     if _NODE_CUE.search(text):
         return "node"
-    if _POD_CUE.search(text):
+    if _POD_CUE.search(text) or _TOOLBOX_CUE.search(text):
         return "pod"
     if _CONSOLE_CUE.search(text):
         return "cloud-console"
@@ -662,6 +663,9 @@ def find_commands(units: list[tuple[int, list[Blk], str]], lines: list[str]) -> 
                 for code, line in blk.codes:
                     offset = blk.text.find(code)
                     before = blk.text[:offset].rstrip("`") if offset >= 0 else ""
+                    after = blk.text[offset + len(code) :].lstrip("`") if offset >= 0 else ""
+                    if re.match(r"\s*(?:is|are|shows?|returns?|reports?|outputs?|prints?|says)\b", after):
+                        continue  # "If `ceph status` is not HEALTH_OK": its output, not an instruction
                     finder.inline(code, line, before, unit, cue, next_block)
                 for match in _RUN_QUOTED.finditer(blk.text):
                     quoted = match.group(1)

@@ -945,14 +945,16 @@ def linker_title(nodes: list[PlanNode], node_id: str) -> str:
 
 
 def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
-    numbered: dict[int, PlanNode] = {}
-    for node in nodes:
-        if node.number is not None and node.number not in numbered:
-            numbered[node.number] = node
     for node in nodes:
         for number, cond, back in node.jumps:
-            target = numbered.get(number)
-            if target is None or target is node:
+            # "continue to Step 2": the nearest step 2 after this one (before it for "go back")
+            same = [n for n in nodes if n.number == number and n is not node]
+            after = [n for n in same if n.first > node.first]
+            before = [n for n in same if n.first < node.first]
+            target = (before[-1] if before else None) if back else (after[0] if after else None)
+            if target is None:
+                target = before[-1] if before else (after[0] if after else None)
+            if target is None:
                 continue
             loop = back or target.first < node.first
             linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
@@ -969,12 +971,13 @@ def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
     for node in nodes:
         for name, cond in node.section_jumps:
             wanted = name.lower().rstrip(":")
-            sec = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
-            if sec is None:
-                sec = next((x for x in sections if x.level and wanted in x.title.lower()), None)
-            if sec is None:
+            found = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
+            if found is None:
+                found = next((x for x in sections if x.level and wanted in x.title.lower()), None)
+            if found is None:
                 continue
-            target = next((n for n in nodes if sec.line <= n.first <= max(sec.last, sec.line)), None)
+            place = found
+            target = next((n for n in nodes if place.line <= n.first <= max(place.last, place.line)), None)
             if target is None or target is node:
                 continue
             loop = target.first < node.first
@@ -1004,7 +1007,8 @@ def _kind(node: PlanNode) -> str:
     )
     real = [c for c in mutating if not helpers.search(c.full)]
     opening = node.sentences[0].text if node.sentences else node.title
-    if real or _REMEDY_START.match(opening) or _REMEDY_START.match(node.title):
+    only_reads = bool(node.commands) and not mutating
+    if real or (not only_reads and (_REMEDY_START.match(opening) or _REMEDY_START.match(node.title))):
         return "remedy"
     if node.exit or _MANUAL.match(opening) or _MANUAL.match(node.title):
         return "manual"
