@@ -20,7 +20,7 @@ from ..errors import DeviceError, JournalError
 from ..events import Event
 from ..graph import TaskStatus
 from ..report import write_html
-from ..result import RunResult
+from ..result import RunResult, RunStatus
 from ..run import Orchestrator
 from ..terminal_text import escape_control
 from .common import (
@@ -98,7 +98,8 @@ def run(
     journaled: list[str] = []  # the run's id once it is in the journal
 
     def resume_hint() -> None:
-        """How to continue the run: said only when there is something left to do."""
+        """How to continue the run: said only when it stopped unfinished (interrupted or
+        cancelled), not after every run."""
         if journaled:
             err.print(f"continue it with: stepweave resume {journaled[0]}", highlight=False, markup=False)
 
@@ -159,7 +160,8 @@ def run(
         first = output_problems.problems[0].message if output_problems.problems else str(output_problems)
         fail(f"{flow}: the steps succeeded but an output cannot be computed: {first}")
     if not result.ok:
-        resume_hint()
+        if result.status is RunStatus.CANCELLED:  # unfinished: a failed run says what failed
+            resume_hint()
         fail(_failure_reason(flow, workflow, result))
 
 

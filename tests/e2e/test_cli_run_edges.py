@@ -6,6 +6,7 @@ YAML that is deep, bombed or binary."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -242,10 +243,36 @@ def test_the_resume_hint_is_given_only_for_a_run_that_did_not_finish(tmp_path: P
     done = cli("run", str(ok), "--journal", journal)
     assert done.returncode == 0, done.stderr
     assert "journaled in" in done.stderr and "stepweave resume" not in done.stderr
-    bad = write(
-        tmp_path, "name: bad\nsteps:\n  - id: a\n    tool: read_file\n    args: {path: no-such-file.txt}\n"
+    slow = write(tmp_path, "name: slow\nsteps:\n  - id: a\n    tool: wait\n    args: {seconds: 30}\n")
+    process = subprocess.Popen(
+        [*stepweave_command(), "run", str(slow), "--journal", journal],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
-    failed = cli("run", str(bad), "--journal", journal)
-    assert failed.returncode == 1
-    run_id = failed.stderr.split("run ", 1)[1].split(",", 1)[0]
-    assert f"continue it with: stepweave resume {run_id}" in failed.stderr
+    assert process.stderr is not None
+    started = process.stderr.readline()  # the run is journaled: interrupt it now
+    assert started.startswith("run "), started
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    run_id = started.split()[1].rstrip(",")
+    assert process.returncode == 130, stderr
+    assert f"continue it with: stepweave resume {run_id}" in stderr
+
+
+def test_a_number_in_argv_is_passed_as_text_and_a_boolean_fails(tmp_path: Path) -> None:
+    # As docs/workflows.md says under "Expressions".
+    number = write(
+        tmp_path,
+        "name: n\ninputs:\n  count: {type: integer, default: 3}\nsteps:\n  - id: a\n    tool: shell\n"
+        "    args: {argv: [echo, '${{ inputs.count }}']}\noutputs:\n  said: ${{ steps.a.output.stdout | trim }}\n",
+    )
+    ran = cli("run", str(number), "--no-journal", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json_lines(ran.stdout)[-1]["outputs"] == {"said": "3"}
+    boolean = write(
+        tmp_path, "name: b\nsteps:\n  - id: a\n    tool: shell\n    args: {argv: [echo, '${{ 1 > 0 }}']}\n"
+    )
+    failed = cli("run", str(boolean), "--no-journal")
+    assert failed.returncode == 1 and "argv.1: Input should be a valid string" in failed.stderr
