@@ -19,7 +19,9 @@ blobs only if the update matched), so one round trip per group commit.
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +56,10 @@ class PostgresBackend:
         self.where = redact_url(url)
         self.key = self.where
         self._secret = urlsplit(url).password
+        self._local = threading.local()
+        self._kept: list[psycopg.Connection[Any]] = []
+        # Closed with the backend, from whichever thread lets it go.
+        weakref.finalize(self, _close_all, self._kept)
 
     def error(self, exc: BaseException, doing: str = "") -> JournalError:
         """A ``JournalError`` naming the database (never its password) for a psycopg error."""
@@ -79,13 +85,18 @@ class PostgresBackend:
 
     @contextmanager
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self.connect(create=False)
+        # One connection per thread, kept: a connection costs the server a process, and a
+        # worker reads every run it claims.
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.conn = self.connect(create=False)
+            self._kept.append(conn)
         try:
             yield conn
         except psycopg.Error as exc:
-            raise self.error(exc) from None
-        finally:
             conn.close()
+            self._local.conn = None
+            raise self.error(exc) from None
 
     def exists(self) -> bool:
         try:
@@ -139,6 +150,12 @@ class PostgresBackend:
                 for table in ("stepweave_batches", "stepweave_blobs", "stepweave_runs"):
                     conn.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (doomed,))
         return doomed
+
+
+def _close_all(connections: list[psycopg.Connection[Any]]) -> None:
+    for conn in connections:
+        conn.close()
+    connections.clear()
 
 
 _REGISTER = """

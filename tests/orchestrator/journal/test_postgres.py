@@ -53,8 +53,9 @@ def test_a_schema_from_a_newer_stepweave_is_refused(pg_journal: Journal) -> None
             "INSERT INTO stepweave_schema (version, applied_at) VALUES (?, 0)", (pgschema.SCHEMA_VERSION + 5,)
         )
     pgschema._ready.discard(pg_journal.where)  # a new process, as far as the check goes
+    later = Journal(pg_journal.postgres.url if pg_journal.postgres else "")
     with pytest.raises(JournalVersionError, match=f"schema version {pgschema.SCHEMA_VERSION + 5}") as caught:
-        pg_journal.runs()
+        later.runs()
     assert pg_journal.where in str(caught.value)
 
 
