@@ -15,7 +15,7 @@ import psycopg
 
 from ..errors import JournalError, JournalVersionError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ensure_schema", "schema_version"]
 
 #: (version, statements): applied in order, each in its own transaction.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -65,7 +65,7 @@ def ensure_schema(conn: psycopg.Connection[Any], where: str, *, create: bool) ->
     if where in _ready:
         return
     try:
-        version = _version(conn)
+        version = schema_version(conn)
         if version is None and not create:
             raise JournalError(f"{where}: no journal here (runs are journaled by `stepweave run`)")
         if version is None or version < SCHEMA_VERSION:
@@ -75,7 +75,7 @@ def ensure_schema(conn: psycopg.Connection[Any], where: str, *, create: bool) ->
                     "CREATE TABLE IF NOT EXISTS stepweave_schema "
                     "(version integer PRIMARY KEY, applied_at double precision NOT NULL)"
                 )
-                version = _version(conn) or 0
+                version = schema_version(conn) or 0
                 for number, statements in MIGRATIONS:
                     if number > version:
                         conn.execute(statements)
@@ -94,7 +94,7 @@ def ensure_schema(conn: psycopg.Connection[Any], where: str, *, create: bool) ->
     _ready.add(where)
 
 
-def _version(conn: psycopg.Connection[Any]) -> int | None:
+def schema_version(conn: psycopg.Connection[Any]) -> int | None:
     exists = conn.execute("SELECT to_regclass('stepweave_schema') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return None

@@ -32,7 +32,7 @@ import psycopg
 from ..errors import JournalError, ResumeError
 from .backend import RunEnd, RunRows, RunStart, owner_alive, owner_id, redact_url
 from .codec import Blob
-from .pgschema import ensure_schema
+from .pgschema import ensure_schema, schema_version
 from .schema import Durability
 
 __all__ = ["RECONNECT_TIMEOUT", "PostgresBackend", "PostgresWriter"]
@@ -99,11 +99,13 @@ class PostgresBackend:
             raise self.error(exc) from None
 
     def exists(self) -> bool:
+        """Whether the tables are there. A server that cannot be reached counts as there:
+        the read that follows reports why, instead of "no journal yet"."""
         try:
-            with self._reading():
-                return True
-        except JournalError:
-            return False
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                return schema_version(conn) is not None
+        except psycopg.Error:
+            return True
 
     def check(self) -> None:
         self.connect().close()

@@ -16,6 +16,7 @@ from tools import ToolContext, tool
 
 from .conftest import raw
 from .pg_server import server
+from .test_cli_runs import cli
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_an_unreachable_server_is_named_without_its_password() -> None:
     with pytest.raises(JournalError) as caught:
         journal.runs()
     assert "127.0.0.1:1/nothere" in str(caught.value) and "hunter2-pw" not in str(caught.value)
-    assert not journal.exists()
+    assert journal.exists()  # unreachable: the read that follows says why
 
 
 def test_a_schema_from_a_newer_stepweave_is_refused(pg_journal: Journal) -> None:
@@ -118,3 +119,12 @@ async def test_the_writer_rides_out_a_server_restart(pg_journal: Journal) -> Non
     history = pg_journal.load("bounce")
     assert history.record.status == "succeeded"
     assert {tid: r.output for tid, r in history.results.items()} == {"x": 1, "y": 2}
+
+
+def test_the_cli_names_an_unreachable_journal_in_one_line(tmp_path: Path) -> None:
+    url = "postgresql://ops:hunter2-pw@127.0.0.1:1/team"
+    listed = cli(tmp_path, "runs", "list", "--journal", url)
+    assert listed.returncode == 1, listed.stderr
+    message = " ".join(listed.stderr.split())
+    assert "postgresql://ops:***@127.0.0.1:1/team" in message and "cannot connect" in message
+    assert "hunter2-pw" not in listed.stderr + listed.stdout and "Traceback" not in listed.stderr
