@@ -29,13 +29,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import _SECTION_JUMP
+from .conditions import _SECTION_JUMP, Repeat, find_jumps, find_repeat, states_end
 from .doc import Blk, Sec, Sentence, parse_doc
 from .guide_commands import _PROMPT, GuideCommand, _plausible, classify_text, find_commands
 
 __all__ = ["Plan", "PlanEdge", "PlanNode", "build_plan"]
 
 START, END = "start", "end"
+_OTHERWISE_PREFIX = "otherwise (not: "
 
 _INFORMATIONAL = re.compile(
     r"^(?:meaning|impact|summary|overview|background|prerequisites?|requirements|symptoms?|reasons?|"
@@ -192,6 +193,8 @@ class PlanNode:
     exit_cond: str | None = None  # a conditional exit in the middle of the step
     forward_cond: str | None = None  # "If … , continue with the following steps"
     loop_header: str | None = None  # "repeat the steps below until …"
+    repeat: Repeat | None = None  # "repeat until …" on this step alone
+    bounds: dict[int, tuple[int | None, float | None]] = field(default_factory=dict)  # jump target → bounds
     jumps: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (step number, condition, back)
     section_jumps: list[tuple[str, str | None]] = field(default_factory=list)  # (section title, condition)
     blocks: list[Blk] = field(default_factory=list)
@@ -207,6 +210,23 @@ class PlanEdge:
     dst: str
     condition: str | None = None
     loop: bool = False
+    max_iterations: int | None = None  # a loop's bound ("at most 4 times")
+    interval_s: float | None = None  # a loop's pacing ("every 10 seconds")
+
+    @property
+    def negated(self) -> bool:
+        """An "otherwise" edge: taken when ``base`` does not hold."""
+        return bool(self.condition) and str(self.condition).startswith(_OTHERWISE_PREFIX)
+
+    @property
+    def base(self) -> str | None:
+        """The condition as the author states it (the positive one for "otherwise" edges)."""
+        if not self.condition:
+            return None
+        if self.negated:
+            inner = self.condition[len(_OTHERWISE_PREFIX) :]
+            return inner[:-1] if inner.endswith(")") else inner
+        return self.condition
 
 
 @dataclass
@@ -275,6 +295,8 @@ class Plan:
             entry: dict[str, Any] = {"edge": name, "condition": edge.condition or "none"}
             if edge.loop:
                 entry["loop"] = True
+                if edge.max_iterations is not None:
+                    entry["max_iterations"] = edge.max_iterations
             by_name[edge.src]["output_edges"].append(entry)
             by_name[edge.dst]["input_edges"].append({"edge": name})
         return {
@@ -395,6 +417,11 @@ class _Reader:
         ):
             node.cond = _condition_text(head[1])
         for sentence in sentences:
+            for jump in find_jumps(sentence.text, sentence.line, []):
+                if jump.step is not None:
+                    node.bounds[jump.step] = (jump.max_iterations, jump.interval_s)
+            if node.repeat is None and not _REPEAT.search(sentence.text):
+                node.repeat = find_repeat(sentence.text, sentence.line)
             for match in _JUMP.finditer(sentence.text):
                 cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
                 node.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
@@ -414,6 +441,8 @@ class _Reader:
             opening = sentences[0].text
             if _EXIT.search(opening) or (len(sentences) <= 2 and _EXIT.search(text)):
                 node.exit = True
+        if sentences and states_end(sentences[-1].text) and not _is_condition(sentences[-1].text):
+            node.exit = True  # "… Stop here." / "Escalate to the owning team."
         for sentence in sentences[1:]:
             conditional = _is_condition(sentence.text) or re.search(r",\s*if\b", sentence.text, re.I)
             leaves = _SUCCESS.search(sentence.text) or (
@@ -767,7 +796,7 @@ _Pending = list[tuple[str, str | None]]
 
 
 def _otherwise(cond: str | None) -> str:
-    return f"otherwise (not: {cond})" if cond else "otherwise"
+    return f"{_OTHERWISE_PREFIX}{cond})" if cond else "otherwise"
 
 
 class _Linker:
@@ -913,6 +942,11 @@ def build_plan(text: str, source: str | None = None) -> Plan:
         linker.edge(src, END, cond)
     _jumps(ordered, linker)
     _section_jumps(root, ordered, linker)
+    for node in ordered:
+        if node.repeat is not None:  # "repeat until …" on one step: a self-loop, bounded
+            linker.edge(node.id, node.id, f"repeat until {node.repeat.until.text}", loop=True)
+            edge = linker.edges[(node.id, node.id)]
+            edge.max_iterations, edge.interval_s = node.repeat.max_iterations, node.repeat.interval_s
     firsts = [e.dst for e in linker.edges.values() if e.src == START]
     for node in ordered:
         # "Use the same diagnostic approaches as listed above": back to the guide's first checks.
@@ -925,19 +959,39 @@ def build_plan(text: str, source: str | None = None) -> Plan:
     for node in ordered:
         node.kind = _kind(node)
     kinds = {n.id: n.kind for n in ordered}
+    diagnosed = _diagnosed(ordered, edges, kinds)
     for edge in edges:
-        # A remedy after a check runs on what the check found: the author's implicit condition.
+        # A remedy after a check runs on what the check found: the author's implicit condition
+        # (unless a diagnosis already decided the way here: "if above 85%, go to step 4").
         if (
             not edge.condition
             and not edge.loop
             and kinds.get(edge.src) == "check"
             and kinds.get(edge.dst) == "remedy"
+            and edge.src not in diagnosed
         ):
             edge.condition = (
                 f"the check found the problem ({_first_sentence(linker_title(ordered, edge.src), 60)})"
             )
     gates = _gates(ordered, edges)
     return Plan(title or "guide", ordered, edges, gates, source)
+
+
+def _diagnosed(nodes: list[PlanNode], edges: list[PlanEdge], kinds: dict[str, str]) -> set[str]:
+    """Steps reached only through a condition decided on a check's outcome."""
+    incoming: dict[str, list[PlanEdge]] = {}
+    for edge in edges:
+        if not edge.loop and edge.src != edge.dst:
+            incoming.setdefault(edge.dst, []).append(edge)
+    found: set[str] = set()
+    for node in nodes:  # document order: predecessors first (forward edges)
+        ins = incoming.get(node.id, [])
+        if ins and all(
+            e.src in found or (e.condition and e.src != START and kinds.get(e.src) in ("check", "remedy"))
+            for e in ins
+        ):
+            found.add(node.id)
+    return found
 
 
 def linker_title(nodes: list[PlanNode], node_id: str) -> str:
@@ -957,7 +1011,14 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
             if target is None:
                 continue
             loop = back or target.first < node.first
+            if cond is not None and not loop:
+                for edge in list(linker.edges.values()):
+                    if edge.src == node.id and edge.dst != target.id and not edge.condition and not edge.loop:
+                        edge.condition = _otherwise(cond)
             linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
+            bound, interval = node.bounds.get(number, (None, None))
+            edge = linker.edges[(node.id, target.id)]
+            edge.max_iterations, edge.interval_s = bound, interval
 
 
 def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
@@ -1010,7 +1071,12 @@ def _kind(node: PlanNode) -> str:
     only_reads = bool(node.commands) and not mutating
     if real or (not only_reads and (_REMEDY_START.match(opening) or _REMEDY_START.match(node.title))):
         return "remedy"
-    if node.exit or _MANUAL.match(opening) or _MANUAL.match(node.title):
+    navigates = re.match(r"^(?:ssh|open a (?:shell|terminal|remote shell)|log ?in|login)\b", opening, re.I)
+    if (
+        node.exit
+        or navigates
+        or (not node.commands and (_MANUAL.match(opening) or _MANUAL.match(node.title)))
+    ):
         return "manual"
     return "check"
 

@@ -240,8 +240,10 @@ BOMB = (
 )
 def test_hostile_front_matter_is_a_one_line_error_within_a_second(text: str, message: str) -> None:
     """Finding 15 (TSG part)."""
-    started = time.monotonic()
+    # CPU time, not wall time: the promise is about the work done, and a loaded CI machine
+    # must not turn a correct parser into a failing test.
+    started = time.process_time()
     with pytest.raises(GuideError) as caught:
         parse_guide(text, "bomb.md")
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert message in str(caught.value) and "\n" not in str(caught.value)
