@@ -117,10 +117,11 @@ def test_plain_data_leaves_no_objects() -> None:
     ],
 )
 def test_statements_unsafe_filters_and_deep_nesting_are_definition_errors(source: str) -> None:
-    started = time.monotonic()
+    # CPU time: the bound is on the work, which a loaded machine must not blur.
+    started = time.process_time()
     with pytest.raises(ExpressionError):
         compile_expression(source)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize(
@@ -141,12 +142,12 @@ def test_statements_unsafe_filters_and_deep_nesting_are_definition_errors(source
 )
 def test_growth_is_checked_before_it_happens(source: str, message: str) -> None:
     # Compiling does not compute anything (no constant folding): validate stays instant.
-    started = time.monotonic()
+    started = time.process_time()
     expression = compile_expression(source)
-    assert time.monotonic() - started < 0.5
+    assert time.process_time() - started < 0.5
     with pytest.raises(ExpressionError, match=message):
         expression.evaluate({})
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_an_evaluation_has_a_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
