@@ -102,9 +102,9 @@ def test_prune_and_unknown_runs(tmp_path: Path, journal: Journal) -> None:
     assert again.returncode == 1 and "already succeeded: there is nothing to resume" in again.stderr
 
 
+@pytest.mark.parametrize("journal", ["sqlite"], indirect=True)  # test_postgres.py: the server's
 def test_bad_journals_fail_in_one_line(tmp_path: Path, journal: Journal) -> None:
-    if journal.path is None:
-        pytest.skip("SQLite files only (test_postgres.py covers a newer PostgreSQL schema)")
+    assert journal.path is not None
     with sqlite3.connect(journal.path) as conn:
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION + 7}")
     newer = cli(tmp_path, "resume", "bad1", "--journal", str(journal.path))
