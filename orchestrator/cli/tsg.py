@@ -57,7 +57,14 @@ from .common import (
     registry_for,
     watch,
 )
-from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
+from .devices import (
+    BrokerOption,
+    DeviceLabelOption,
+    DeviceOption,
+    LocalAgentsOption,
+    LocalLabelOption,
+    device_executor,
+)
 
 if TYPE_CHECKING:
     from planners.llm import LLMConfig
@@ -356,6 +363,8 @@ def run(
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
+    device: DeviceOption = None,
+    device_label: DeviceLabelOption = None,
     on: Annotated[
         list[str] | None,
         typer.Option("--on", help="With devices: run the commands on devices with this label, key=value."),
@@ -420,7 +429,9 @@ def run(
     async def execute() -> tuple[RunResult, list[Event], Any]:
         # Local agents offer the built-in tools (shell, sql, ...) and the --tools modules.
         agent_tools = ["tools.builtin", *(tools or [])]
-        async with device_executor(broker, local_agents, agent_tools, local_label) as devices:
+        async with device_executor(
+            broker, local_agents, agent_tools, local_label, devices=device, device_labels=device_label
+        ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,
                 failure_policy="fail_fast",
