@@ -30,7 +30,14 @@ from ..run import Orchestrator
 from ..terminal_text import escape_control, safe_text
 from .approval import ApprovalPolicy, parse_allowed
 from .common import ToolsOption, err, fail, make_approver, out
-from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
+from .devices import (
+    BrokerOption,
+    DeviceLabelOption,
+    DeviceOption,
+    LocalAgentsOption,
+    LocalLabelOption,
+    device_executor,
+)
 
 if TYPE_CHECKING:
     from planners.llm import AskResult
@@ -147,6 +154,8 @@ def ask(
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
+    device: DeviceOption = None,
+    device_label: DeviceLabelOption = None,
     on: Annotated[
         list[str] | None,
         typer.Option(
@@ -251,7 +260,9 @@ def ask(
         view.update(event)
 
     async def execute() -> AskResult:
-        async with device_executor(broker, local_agents, tools or [], local_label) as devices:
+        async with device_executor(
+            broker, local_agents, tools or [], local_label, devices=device, device_labels=device_label
+        ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,
                 max_concurrency=max_concurrency,

@@ -37,7 +37,14 @@ from .common import (
     registry_for,
     watch,
 )
-from .devices import BrokerOption, LocalAgentsOption, LocalLabelOption, device_executor
+from .devices import (
+    BrokerOption,
+    DeviceLabelOption,
+    DeviceOption,
+    LocalAgentsOption,
+    LocalLabelOption,
+    device_executor,
+)
 from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 from .workflows import print_warnings
 
@@ -64,6 +71,8 @@ def run(
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
+    device: DeviceOption = None,
+    device_label: DeviceLabelOption = None,
     env: Annotated[
         list[str] | None,
         typer.Option("--env", help="Environment variable expressions may read as env.NAME (repeatable)."),
@@ -104,7 +113,9 @@ def run(
             err.print(f"continue it with: stepweave resume {journaled[0]}", highlight=False, markup=False)
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
-        async with device_executor(broker, local_agents, tools or [], local_label) as devices:
+        async with device_executor(
+            broker, local_agents, tools or [], local_label, devices=device, device_labels=device_label
+        ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,
                 max_concurrency=max_concurrency,
