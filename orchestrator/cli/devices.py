@@ -236,6 +236,10 @@ async def device_executor(
     file in ``STEPWEAVE_DEVICE_TRUST`` (see ``orchestrator.devices.trust``).
     """
     if not broker and not local_agents:
+        if devices or device_labels:
+            fail(
+                "--device and --device-label pick devices: pass --broker URL or --local-agents N too", code=2
+            )
         yield None
         return
     try:

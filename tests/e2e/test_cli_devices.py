@@ -196,3 +196,39 @@ def test_a_broker_with_a_password_file_refuses_anonymous_clients_and_no_password
         assert wrong.returncode == 1 and "refused" in wrong.stderr
     for text in (output, anonymous.stdout, anonymous.stderr, wrong.stdout, wrong.stderr):
         assert secret not in text, text
+
+
+def test_device_and_device_label_pin_the_devices_a_run_uses() -> None:
+    """`--device ID` and `--device-label k=v` restrict `run` to those devices (other agents idle)."""
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "lab-7", "--label", "site=lab", "--tools", TOOLS,
+            ready="agent lab-7 online", stream="stderr",
+        ),
+        background(
+            "agent", "--broker", url, "--id", "lab-8", "--label", "site=lab", "--label", "rack=2",
+            "--tools", TOOLS, ready="agent lab-8 online", stream="stderr",
+        ),
+    ):  # fmt: skip
+        checks = '["disk","load","memory"]'
+        by_id = cli("run", FLOW, "--tools", TOOLS, "--broker", url, "--json", "--set", f"checks={checks}",
+                    "--device", "lab-7")  # fmt: skip
+        by_label = cli("run", FLOW, "--tools", TOOLS, "--broker", url, "--json", "--set", f"checks={checks}",
+                       "--device-label", "rack=2")  # fmt: skip
+    assert by_id.returncode == 0, by_id.stderr
+    assert outputs_of(by_id.stdout)["checks_per_device"] == {"lab-7": 3}
+    assert by_label.returncode == 0, by_label.stderr
+    assert outputs_of(by_label.stdout)["checks_per_device"] == {"lab-8": 3}
+
+
+def test_device_options_need_a_broker_and_exist_on_ask_and_tsg_run() -> None:
+    alone = cli("run", FLOW, "--tools", TOOLS, "--device", "lab-7", "--local-agents", "0")
+    assert alone.returncode == 2 and "runs on a device" in alone.stderr
+    local = cli("run", "examples/health-check.yaml", "--device", "lab-7")
+    assert local.returncode == 2 and "--device and --device-label pick devices" in local.stderr
+    for command in (["ask"], ["tsg", "run"]):
+        helped = cli(*command, "--help")
+        assert helped.returncode == 0 and "--device-label" in helped.stdout and "--device " in helped.stdout
