@@ -24,6 +24,7 @@ from orchestrator import Orchestrator, Run, RunResult, TaskStatus
 from orchestrator.journal import Journal
 from tests.e2e.test_cli import stepweave_command
 
+from .conftest import BACKENDS, new_journal
 from .crash_tools import mark
 
 HERE = Path(__file__).resolve().parent
@@ -174,7 +175,8 @@ def test_kill_mid_run_then_resume_from_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_kill_during_journal_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_during_journal_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
     """Kill at random points of a stream of short runs; every time, the journal opens,
     every success it holds was committed before any dependent ran, and the interrupted
     run resumes without repeating a committed step.
@@ -184,7 +186,7 @@ def test_kill_during_journal_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     So the test does not assume it: it reads where the kill landed from the effects (a
     run with some but not all of its 120 effects was cut mid-run, and must then be the one
     interrupted run) and keeps killing until three kills have landed mid-run."""
-    journal_path = tmp_path / "journal.sqlite3"
+    journal_path = new_journal(backend, tmp_path).backend.where  # a file, or a database URL
     rng = random.Random(20261126)
     child = HERE / "crash_child.py"
     resumed = 0
