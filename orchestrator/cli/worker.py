@@ -26,6 +26,7 @@ from ..journal import Journal
 from ..journal.backend import owner_id
 from ..journal.queue import RunQueue
 from ..run import InflightPolicy, Orchestrator, Run
+from ..terminal_text import escape_control
 from .common import make_approver
 
 __all__ = ["Worker"]
@@ -47,8 +48,9 @@ class Worker:
     _runs: dict[str, Run] = field(default_factory=dict)
 
     def log(self, message: str) -> None:
-        # Plain lines on stderr: a worker runs under a service manager, not in a terminal.
-        print(f"worker {self.owner}: {message}", file=sys.stderr, flush=True)
+        # Plain lines on stderr (a worker runs under a service manager), with control
+        # characters escaped: run names and errors are data, and may reach a terminal.
+        print(escape_control(f"worker {self.owner}: {message}", multiline=False), file=sys.stderr, flush=True)
 
     async def serve(self, stop: asyncio.Event) -> None:
         async with self.journal.queue(owner=self.owner, lease=self.lease) as queue:

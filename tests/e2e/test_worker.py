@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.journal import Journal
+from planners import load_workflow
 from tests.e2e.test_cli import stepweave_command
 from tests.orchestrator.journal.pg_server import PgServer, server
 from tests.orchestrator.journal.test_crash import lines, wait_for
@@ -49,6 +50,28 @@ async def step(ctx: ToolContext, name: str, hold: bool = False) -> str:
     return name
 """
 
+PLAIN_TOOL = '''
+
+@tool
+async def charge(ctx: ToolContext, name: str) -> str:
+    """Not idempotent: a repeat would charge twice."""
+    _append(os.environ["CALLS"], f"{name} {ctx.idempotency_key} {os.getpid()}")
+    release = Path(os.environ["RELEASE"])
+    for _ in range(600):
+        if release.exists():
+            break
+        await asyncio.sleep(0.02)
+    return name
+'''
+
+PLAIN_FLOW = """\
+name: charged
+steps:
+  - id: pay
+    tool: charge
+    args: {name: pay}
+"""
+
 FLOW = """\
 name: queued
 inputs:
@@ -75,7 +98,8 @@ class Team:
         self.pg = pg
         self.url = pg.new_database()
         self.tmp = tmp_path
-        (tmp_path / "queue_tools.py").write_text(TOOLS)
+        (tmp_path / "queue_tools.py").write_text(TOOLS + PLAIN_TOOL)
+        (tmp_path / "plain.yaml").write_text(PLAIN_FLOW)
         (tmp_path / "flow.yaml").write_text(FLOW)
         self.calls, self.effects, self.release = (
             tmp_path / "calls",
@@ -104,8 +128,9 @@ class Team:
             stdin=subprocess.DEVNULL,
         )
 
-    def submit(self, tag: str = "t") -> str:
-        done = self.cli("submit", "flow.yaml", "--tools", "queue_tools.py", "--set", f"tag={tag}", "--json")
+    def submit(self, tag: str = "t", flow: str = "flow.yaml") -> str:
+        sets = ("--set", f"tag={tag}") if flow == "flow.yaml" else ()
+        done = self.cli("submit", flow, "--tools", "queue_tools.py", *sets, "--json")
         assert done.returncode == 0, done.stderr
         return str(json.loads(done.stdout)["run_id"])
 
@@ -178,9 +203,30 @@ def test_kill_9_mid_run_another_worker_finishes_it(team: Team) -> None:
     assert json.loads(shown.stdout)["status"] == "succeeded"
 
 
+def test_a_non_idempotent_step_in_flight_is_not_repeated_by_default(team: Team) -> None:
+    run_id = team.submit(flow="plain.yaml")
+    first = team.worker("--lease", "1s")
+    wait_for(
+        lambda: bool(team.callers("pay")) or first.poll() is not None, "the first worker to start paying"
+    )
+    first.kill()
+    first.communicate(timeout=10)
+    team.release.touch()
+    second = team.worker("--lease", "1s")
+    wait_for(lambda: team.status(run_id) == "failed", "the second worker to fail the run")
+    log = stop(second)
+    assert team.callers("pay") == [str(first.pid)], log  # its effect is unknown: never repeated
+    shown = json.loads(team.cli("runs", "show", run_id, "--json").stdout)
+    error = shown["result"]["tasks"]["pay"]["error"]
+    assert "not marked idempotent" in json.dumps(error) and "--retry-inflight retry" in json.dumps(error)
+
+
 def test_workers_racing_never_run_a_task_twice(team: Team) -> None:
     team.release.touch()
-    run_ids = [team.submit(tag=f"r{i}") for i in range(4)]
+    # Submitted in-process (the CLI's submit is the same call, tested above): a burst.
+    workflow = load_workflow(team.tmp / "flow.yaml")
+    journal = Journal(team.url)
+    run_ids = [journal.submit(workflow.to_graph(), inputs={"tag": f"r{i}"}) for i in range(4)]
     left, right = team.worker("--concurrency", "2"), team.worker("--concurrency", "2")
     for run_id in run_ids:
         wait_for(lambda run_id=run_id: team.status(run_id) == "succeeded", f"run {run_id} to succeed")
