@@ -352,7 +352,10 @@ def run(
     yes: Annotated[
         bool,
         typer.Option(
-            "--yes", "-y", help="Approve mutating commands; take conditions nobody can decide as true."
+            "--yes",
+            "-y",
+            help="Approve mutating commands. Never decides a condition: one nobody can decide "
+            "(no test, no --llm, no terminal) skips the steps it gates.",
         ),
     ] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report here.")] = None,
@@ -393,7 +396,7 @@ def run(
     view = None if json_lines else ProgressView(out)
     lock = asyncio.Lock()
     ask = _operator(view, lock)
-    judge = ConditionJudge(llm=llm_judge, ask=ask, assume_yes=yes)
+    judge = ConditionJudge(llm=llm_judge, ask=ask)
     registry = _registry(tools, judge, ask)
     workflow = compiled.workflow()
     problems = workflow.problems(registry)
@@ -456,8 +459,33 @@ def run(
     else:
         out.print(summary_table(result))
         out.print(_memory_table(compiled, result))
+    for line in _undecided(compiled, result):
+        err.print(escape_control(line), highlight=False, markup=False)
     if not result.ok:
         fail(_failure(guide, compiled, result))
+
+
+def _undecided(compiled: CompiledGuide, result: RunResult) -> list[str]:
+    """One line per condition nobody could decide, naming the steps it kept from running."""
+    lines: list[str] = []
+    for step in compiled.steps:
+        task = result.tasks.get(step.id)
+        output = _plain(task.output) if task is not None else None
+        if step.kind != "judge" or not isinstance(output, Mapping) or output.get("by") != "undecided":
+            continue
+        gated = [s.id for s in compiled.steps if any(g == step.id and not neg for g, neg in s.gates)]
+        gated += [
+            s.id for s in compiled.steps if s.when_expr and f"steps.{step.id}.output.holds" in s.when_expr
+        ]
+        skipped = [
+            g for g in dict.fromkeys(gated) if (t := result.tasks.get(g)) and t.status is TaskStatus.SKIPPED
+        ]
+        lines.append(
+            f"{compiled.guide.source}:{step.line}: undecided: {output.get('condition')!r} "
+            "(no test, no --llm, no terminal; --yes never decides a condition)"
+            + (f": skipped {', '.join(skipped)}" if skipped else "")
+        )
+    return lines
 
 
 #: Steps that stay on this machine when commands run on devices: they talk to the operator

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -17,6 +17,9 @@ from planners.workflow import Workflow, parse_workflow
 from .commands import Command
 from .conditions import Condition
 from .steps import Guide
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 __all__ = ["CompiledGuide", "CompiledStep", "Gate"]
 
@@ -41,9 +44,12 @@ class CompiledStep:
     body: list[Command] = field(default_factory=list)  # a loop's commands
     condition: Condition | None = None
     comments: list[str] = field(default_factory=list)
+    when_expr: str | None = None  # several ways in: which of them lead here
 
     @property
     def when(self) -> str | None:
+        if self.when_expr is not None:
+            return self.when_expr
         if not self.gates:
             return None
         parts = [f"{'not ' if negated else ''}steps.{judge}.output.holds" for judge, negated in self.gates]
@@ -71,6 +77,7 @@ class CompiledGuide:
     name: str
     steps: list[CompiledStep]
     inputs: dict[str, dict[str, Any]]
+    plan: Plan | None = None
 
     def step(self, step_id: str) -> CompiledStep:
         return next(s for s in self.steps if s.id == step_id)
@@ -161,6 +168,8 @@ class CompiledGuide:
 
     def plandag(self) -> dict[str, Any]:
         """StepFly's PlanDAG JSON with provenance (node lines, kinds, commands, gates)."""
+        if self.plan is not None:
+            return self.plan.as_plandag()
         from .plan import build_plan
 
         return build_plan("\n".join(self.guide.lines), self.guide.source).as_plandag()
@@ -175,41 +184,3 @@ def _dump(data: Any) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line if line else line for line in text.splitlines())
-
-
-def legacy_plandag(compiled: CompiledGuide) -> dict[str, Any]:
-    """StepFly PlanDAG JSON of the compiled workflow (one node per step, edges from ``needs``)."""
-    nodes: list[dict[str, Any]] = [{"node": "start", "input_edges": [], "output_edges": []}]
-    needed = {n for s in compiled.steps for n in s.needs}
-    by_id: dict[str, dict[str, Any]] = {}
-    for step in compiled.steps:
-        commands = [c for c in ([step.command] if step.command else step.body)]
-        node: dict[str, Any] = {
-            "node": step.id,
-            "description": step.title,
-            "input_edges": [],
-            "output_edges": [],
-            "commands": [
-                {"line": c.line, "text": c.text, "mutating": c.effect != "read", "where": "local"}
-                for c in commands
-            ],
-        }
-        if step.kind != "judge":
-            node["lines"] = [step.line, step.line]
-        nodes.append(node)
-        by_id[step.id] = node
-    nodes.append({"node": "end", "input_edges": [], "output_edges": []})
-    named = {n["node"]: n for n in nodes}
-
-    def edge(src: str, dst: str, condition: str) -> None:
-        name = f"edge_{src}_{dst}"
-        named[src]["output_edges"].append({"edge": name, "condition": condition})
-        named[dst]["input_edges"].append({"edge": name})
-
-    for step in compiled.steps:
-        for need in step.needs or ["start"]:
-            gated = bool(step.gates) and need in {g for g, _ in step.gates}
-            edge(need, step.id, "judge" if gated else "none")
-        if step.id not in needed:
-            edge(step.id, "end", "none")
-    return {"nodes": nodes}

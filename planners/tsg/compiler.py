@@ -1,35 +1,56 @@
-"""TSG → workflow: the step tree becomes a workflow whose independent checks run in parallel.
+"""TSG → workflow: the guide's plan (``plan``) becomes a workflow that follows the author.
 
-Ordering follows what the commands *do*, as a compiler orders instructions by their
-hazards: read-only checks after the same point may run at once; a mutating (or
-interactive) step waits for every check before it and every later step waits for it; a
-step that reads an earlier step's output ("look at the output above") or is gated by a
-condition on it waits for that step. Sub-steps start after their parent's own commands.
+Every step of the plan becomes its commands, in the author's order, or one ``tsg_manual``
+step when it has none (or when its commands must be typed somewhere else: inside a pod, on
+a node, in a database shell, in a console). Edges become ``needs``; a conditional edge
+becomes a ``tsg_judge`` step deciding the author's condition on the output of the step it
+leaves, and the step it enters runs only when that judge says the condition holds (``not``
+for "otherwise"). A step reached by several edges waits for them with ``join: any`` and a
+``when`` that says which ways lead to it, so a remedy never runs because some *other* way
+reached the step before it. ``--yes`` approves commands; it never decides a condition, and
+an undecided condition keeps its remedy from running.
 
-Conditions become ``tsg_judge`` steps and the steps they gate get ``when`` on its verdict
-(``not`` for "otherwise"); everything inside a gated step inherits the gate, so a skipped
-branch skips as a whole. A step after a branch waits for it with ``join: any`` plus the
-judge (an OR-join): it runs whichever way the branch went. "Repeat until" becomes one
+Parallelism comes from the author ("in parallel", "check the following", alternatives);
+beyond that, a run of read-only checks chained only by document order (no condition, no
+shared shell variable, nothing referring to "the output above") may run at once: hazard
+analysis adds parallelism where the order is not needed, and never removes an order.
+
+"Repeat until …" on a step and "go back to step N" over command-only steps become one
 ``tsg_repeat`` step with a bounded number of iterations — never a cycle.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from .commands import Command
-from .compiled import CompiledGuide, CompiledStep, Gate
-from .conditions import Condition, Jump
+from .commands import Command, make_command
+from .compiled import CompiledGuide, CompiledStep
+from .conditions import Condition, condition_clause, find_test
+from .guide_commands import GuideCommand
 from .literal import literal
-from .steps import Guide, GuideStep
+from .plan import END, START, Plan, PlanEdge, PlanNode, build_plan
+from .steps import Guide
 
 __all__ = ["compile_guide"]
 
-_SUMMARY_AFTER = re.compile(
-    r"\b(none of the above|above steps|these (?:troubleshooting )?steps|previous steps)\b", re.I
+_REFERS_BACK = re.compile(
+    r"\b(the output (?:of|from)|from the (?:list|output) above|output above|command above|results? above|"
+    r"previous (?:step|command|output)|from (?:the )?(?:first|previous|last) step|from step \d+)\b",
+    re.IGNORECASE,
 )
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=")
+_FOR_VARIABLE = re.compile(r"^\s*for\s+([A-Za-z_]\w*)\s+in\b")
+_WHERE_TEXT = {
+    "pod": "inside the pod (container shell)",
+    "node": "on the node (host shell)",
+    "database": "in the database shell",
+    "cloud-console": "in the web console",
+    "other": "in the console the guide names (metrics console, chat, …)",
+}
+#: Manual step text: long enough for any real step, short enough for a terminal.
+_INSTRUCTION_LIMIT = 4000
 
 
 def _slug(text: str, limit: int = 32) -> str:
@@ -38,75 +59,182 @@ def _slug(text: str, limit: int = 32) -> str:
     return slug if slug[0].isalpha() else f"s_{slug}"
 
 
-@dataclass
-class _Tracker:
-    """Hazard ordering in one scope: reads after the last barrier run together."""
-
-    barrier: list[str]
-    readers: list[str] = field(default_factory=list)
-
-    def deps(self, effect: str) -> list[str]:
-        return list(self.barrier) if effect == "read" else self.barrier + self.readers
-
-    def record(self, ids: list[str], effect: str) -> None:
-        if not ids:
-            return
-        if effect == "read":
-            self.readers.extend(ids)
-        else:
-            self.barrier, self.readers = list(ids), []
-
-
-@dataclass
-class _Assigned:
-    condition: Condition
-    source: GuideStep
-    negated: bool
+def _condition(text: str, line: int) -> Condition:
+    """The author's condition: "If X, do Y" → X, with a measurable test when X names one."""
+    clause = condition_clause(text, line)
+    if clause is not None:
+        return clause[0]
+    cleaned = re.sub(r"^(?:only use this option if|only if|otherwise,?)\s*", "", text.strip(), flags=re.I)
+    return Condition(cleaned.rstrip(".:"), line, find_test(cleaned))
 
 
 class _Compiler:
-    def __init__(self, guide: Guide) -> None:
+    def __init__(self, guide: Guide, plan: Plan) -> None:
         self.guide = guide
+        self.plan = plan
         self.steps: list[CompiledStep] = []
         self.by_id: dict[str, CompiledStep] = {}
-        self.emitted_commands: list[tuple[Command, str]] = []
-        self.last_command: dict[int, str] = {}
-        self.judges: dict[tuple[str, int], str] = {}
-        self.assigned: dict[int, list[_Assigned]] = {}
         self.inputs: dict[str, dict[str, Any]] = {}
+        self.first: dict[str, str] = {}  # plan node → its first workflow step
+        self.last: dict[str, str] = {}  # plan node → its last workflow step
+        self.judges: dict[tuple[str, str], str] = {}
+        self.assignments: list[tuple[int, str, GuideCommand]] = []  # (line, variable, command)
+        self.looped: dict[str, str] = {}  # plan node inside a loop → the loop step
 
     # -- steps ---------------------------------------------------------------------------
 
-    def add(self, step: CompiledStep, deps: list[str], gates: list[Gate]) -> str:
+    def add(self, step: CompiledStep) -> str:
         base = step.id
         counter = 2
         while step.id in self.by_id:
             step.id = f"{base}_{counter}"
             counter += 1
-        needs: list[str] = []
-        join = "all"
-        for dep in deps:
-            if dep not in needs:
-                needs.append(dep)
-        for dep in list(needs):
-            foreign = [g for g in self.by_id[dep].gates if g not in gates]
-            if foreign:  # `dep` may be skipped while this step should run: OR-join on its judge
-                join = "any"
-                if foreign[0][0] not in needs:
-                    needs.append(foreign[0][0])
-        step.needs, step.gates, step.join = needs, list(gates), join
         self.steps.append(step)
         self.by_id[step.id] = step
         return step.id
 
-    def judge(self, condition: Condition, deps: list[str], gates: list[Gate], evidence: str | None) -> str:
-        key = (condition.text, condition.line)
+    def declare(self, name: str, command: Command) -> None:
+        if name in self.inputs:
+            return
+        note = self.guide.root.notes.get(name) or next(
+            (s.notes[name] for s in self.guide.root.walk() if name in s.notes), None
+        )
+        raw = next((p.raw for p in command.placeholders if p.name == name), name)
+        entry: dict[str, Any] = {
+            "type": "string",
+            "description": note or f"{raw} in the guide (line {command.line})",
+        }
+        defaults = self.guide.front_matter.get("inputs")
+        if isinstance(defaults, dict) and name in defaults:
+            entry["default"] = str(defaults[name])
+        self.inputs[name] = entry
+
+    def declare_database(self) -> None:
+        if "database" in self.inputs:
+            return
+        entry: dict[str, Any] = {"type": "string", "description": "SQLite file the guide's SQL runs against"}
+        defaults = self.guide.front_matter.get("inputs")
+        if isinstance(defaults, dict) and defaults.get("database") is not None:
+            entry["default"] = str(defaults["database"])
+        self.inputs["database"] = entry
+
+    # -- commands ------------------------------------------------------------------------
+
+    def runnable(self, found: GuideCommand) -> Command | None:
+        """The command as a tool call, with the guide's earlier shell variables in front of it."""
+        language = {"shell": "shell", "sql": "sql", "promql": "promql", "logql": "logql"}.get(found.language)
+        if language is None:
+            return None
+        text = found.full
+        if language == "shell":
+            used = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$(\w+)", text)}
+            own = {m.group(1) for line in text.splitlines() if (m := _FOR_VARIABLE.match(line))}
+            own |= {m.group(1) for line in text.splitlines() if (m := _ASSIGNMENT.match(line))}
+            prelude: list[str] = []
+            for line, variable, earlier in self.assignments:
+                if variable in used and variable not in own and line < found.line and not earlier.mutating:
+                    prelude.append(earlier.full)
+                    own.add(variable)
+            if prelude:
+                text = "\n".join([*dict.fromkeys(prelude), text])
+            command = make_command(text, "shell", found.line)
+            command.placeholders = [p for p in command.placeholders if p.name not in own]
+        else:
+            command = make_command(text, language, found.line)
+        command.origin = found.origin
+        for placeholder in command.placeholders:
+            self.declare(placeholder.name, command)
+        if language == "sql":
+            self.declare_database()
+        return command
+
+    def remember(self, found: GuideCommand) -> None:
+        if found.language != "shell":
+            return
+        for line in found.full.splitlines():
+            match = _ASSIGNMENT.match(line)
+            if match and found.full.strip().startswith(line.strip()):
+                self.assignments.append((found.line, match.group(1), found))
+
+    def command_step(self, node: PlanNode, found: GuideCommand, command: Command) -> str:
+        comments = [f"guide line {command.line}: {command.text.splitlines()[-1][:90]}"]
+        comments.append(f"{command.effect}: {command.classification.reason}")
+        if command.origin == "llm":
+            comments.append("proposed by the LLM (--llm) for a prose-only step: review it")
+        if command.effect == "session":
+            args = {
+                "instruction": "Run this yourself (it keeps running or needs a person): "
+                + command.template(),
+                "command": command.template(),
+                "guide_line": command.line,
+            }
+            step = CompiledStep(
+                _slug(node.title), "tsg_manual", args, "manual", command.line, node.title, command=command,
+                comments=comments,
+            )  # fmt: skip
+        else:
+            step = CompiledStep(
+                _slug(node.title),
+                command.tool,
+                command.tool_args(),
+                "command",
+                command.line,
+                node.title,
+                needs_approval=command.effect == "write",
+                command=command,
+                comments=comments,
+            )
+        return self.add(step)
+
+    def elsewhere_step(self, node: PlanNode, found: GuideCommand) -> str:
+        """A command to be typed inside a pod, on a node, in a database shell: shown, done by hand."""
+        place = _WHERE_TEXT.get(found.where, found.where)
+        shown = literal(re.sub(r"\s+", " ", found.full).strip())
+        args = {
+            "instruction": f"Run this {place}, as the guide says (guide line {found.line}): {shown}",
+            "command": shown,
+            "guide_line": found.line,
+        }
+        step = CompiledStep(
+            _slug(node.title),
+            "tsg_manual",
+            args,
+            "manual",
+            found.line,
+            node.title,
+            comments=[
+                f"guide line {found.line}: runs {place}, not on this machine: a manual step showing the command"
+            ],
+        )
+        return self.add(step)
+
+    def manual_step(self, node: PlanNode) -> str:
+        text = re.sub(r"\s+", " ", node.text or node.title).strip()
+        args: dict[str, Any] = {"instruction": literal(text[:_INSTRUCTION_LIMIT]), "guide_line": node.first}
+        step = CompiledStep(
+            _slug(node.title),
+            "tsg_manual",
+            args,
+            "manual",
+            node.first,
+            node.title,
+            comments=[
+                f"guide line {node.first} (to {node.last}): {node.kind}, done by a person: {node.title[:70]}"
+            ],
+        )
+        return self.add(step)
+
+    def judge(self, edge: PlanEdge, evidence: str | None) -> str:
+        base = edge.base or ""
+        key = (edge.src, base)
         if key in self.judges:
             return self.judges[key]
+        line = self.plan.node(edge.src).last if edge.src != START else 0
+        condition = _condition(base, line)
         args: dict[str, Any] = {"condition": literal(condition.text), "guide_line": condition.line}
         if evidence is not None:
             args["evidence"] = f"${{{{ steps.{evidence}.output }}}}"
-        decided = "an LLM judge if configured, else the operator"
+        decided = "an LLM judge if configured, else the operator; undecided: the branch is not taken"
         if condition.test is not None:
             args["test"] = condition.test.as_args()
             decided = f"{condition.test.describe()}; else {decided}"
@@ -120,294 +248,75 @@ class _Compiler:
             condition=condition,
             comments=[f"guide line {condition.line}: if {condition.text!r}", f"decided by: {decided}"],
         )
-        deps = deps + ([evidence] if evidence else [])
-        judge_id = self.add(step, deps, gates)
+        if evidence is not None:
+            step.needs = [evidence]
+        judge_id = self.add(step)
         self.judges[key] = judge_id
         return judge_id
 
-    def command_step(self, node: GuideStep, command: Command, deps: list[str], gates: list[Gate]) -> str:
-        for placeholder in command.placeholders:
-            self.declare(placeholder.name, command)
-        if command.language == "sql":
-            self.declare_database()
-        comment = [f"guide line {command.line}: {command.text.splitlines()[0][:90]}"]
-        comment.append(f"{command.effect}: {command.classification.reason}")
-        if command.origin == "llm":
-            comment.append("proposed by the LLM (--llm) for a prose-only step: review it")
-        if command.effect == "session":
-            args = {
-                "instruction": "Run this yourself (it keeps running or needs a person): "
-                + command.template(),  # template() keeps the guide's text literal
-                "command": command.template(),
-                "guide_line": command.line,
-            }
-            step = CompiledStep(
-                _slug(node.title),
-                "tsg_manual",
-                args,
-                "manual",
-                command.line,
-                node.title,
-                command=command,
-                comments=comment,
-            )
-        else:
-            step = CompiledStep(
-                _slug(node.title),
-                command.tool,
-                command.tool_args(),
-                "command",
-                command.line,
-                node.title,
-                needs_approval=command.effect == "write",
-                command=command,
-                comments=comment,
-            )
-        step_id = self.add(step, deps, gates)
-        self.emitted_commands.append((command, step_id))
-        return step_id
+    # -- the plan ------------------------------------------------------------------------
 
-    def declare_database(self) -> None:
-        """The ``database`` input of SQL steps, with the front matter's default when it gives one."""
-        if "database" in self.inputs:
-            return
-        entry: dict[str, Any] = {"type": "string", "description": "SQLite file the guide's SQL runs against"}
-        defaults = self.guide.front_matter.get("inputs")
-        if isinstance(defaults, dict) and defaults.get("database") is not None:
-            entry["default"] = str(defaults["database"])
-        self.inputs["database"] = entry
-
-    def declare(self, name: str, command: Command) -> None:
-        if name in self.inputs:
-            return
-        note = self.guide.root.notes.get(name) or next(
-            (s.notes[name] for s in self.guide.root.walk() if name in s.notes), None
-        )
-        raw = next(p.raw for p in command.placeholders if p.name == name)
-        entry: dict[str, Any] = {
-            "type": "string",
-            "description": note or f"{raw} in the guide (line {command.line})",
-        }
-        defaults = self.guide.front_matter.get("inputs")
-        if isinstance(defaults, dict) and name in defaults:
-            entry["default"] = str(defaults[name])
-        self.inputs[name] = entry
-
-    # -- evidence and gates -----------------------------------------------------------------
-
-    def evidence(self, condition: Condition, fallback: str | None) -> str | None:
-        for code in re.findall(r"`([^`]+)`", condition.text):
-            for command, step_id in reversed(self.emitted_commands):
-                if command.text.startswith(code) or f" {code}" in command.text:
-                    return step_id
-        return fallback
-
-    def assign_jumps(self, node: GuideStep) -> None:
-        numbered = {c.number: c for c in node.children if c.number is not None}
-        everything = self.guide.root.walk()
-        for index, child in enumerate(node.children):
-            for jump in child.jumps:
-                if jump.condition is None:
-                    continue
-                if jump.step is not None and not jump.back:
-                    target = numbered.get(jump.step)
-                    if target is None or target.line <= child.line:
-                        continue
-                    start = node.children.index(target)
-                    between = node.children[index + 1 : start]
-                    # When the skipped-over path ends ("stop here"), everything from the target on
-                    # is on the jump's path only; otherwise both paths meet at the target.
-                    path = node.children[start:] if any(b.ends for b in between) else [target]
-                    for step in path:
-                        self.assigned.setdefault(id(step), []).append(_Assigned(jump.condition, child, False))
-                    for step in between:
-                        self.assigned.setdefault(id(step), []).append(_Assigned(jump.condition, child, True))
-                elif jump.section is not None:
-                    wanted = jump.section.lower()
-                    target = next(
-                        (
-                            s
-                            for s in everything
-                            if s.anchor == wanted or s.title.lower().rstrip(":") == wanted
-                        ),
-                        None,
-                    )
-                    if target is not None and target.line > child.line and target.condition is None:
-                        self.assigned.setdefault(id(target), []).append(
-                            _Assigned(jump.condition, child, False)
-                        )
-
-    # -- the tree ------------------------------------------------------------------------
-
-    def emit(self, node: GuideStep, base: list[str], gates: list[Gate], context: str | None) -> list[str]:
-        """Emit ``node`` and its sub-steps after ``base``; return every id emitted."""
-        emitted: list[str] = []
-        if node.condition is not None and node.kind != "guide":
-            judge = self.judge(node.condition, base, gates, self.evidence(node.condition, context))
-            emitted.append(judge)
-            gates, base = [*gates, (judge, node.otherwise)], [judge]
-        for assigned in self.assigned.get(id(node), []):
-            source = self.last_command.get(id(assigned.source))
-            judge = self.judge(assigned.condition, base, gates, self.evidence(assigned.condition, source))
-            if judge not in emitted:
-                emitted.append(judge)
-            gates, base = [*gates, (judge, assigned.negated)], [*base, judge]
-        tracker = _Tracker(list(base))
-        own: list[str] = []
-        if node.repeat is not None and node.commands:
-            own.append(self.repeat_step(node, tracker.deps("write"), gates))
-            tracker.record(own[-1:], "write")
-        else:
-            for command in node.commands:
-                effect = "write" if command.effect == "session" else command.effect
-                own.append(self.command_step(node, command, tracker.deps(effect), gates))
-                tracker.record(own[-1:], effect)
-        leaf = not node.children or not any(_has_action(c) for c in node.children)
-        if not node.commands and leaf and node.kind != "guide":
-            numbered = node.kind == "labelled" or node.number is not None
-            if _has_action(node) or numbered or self.assigned.get(id(node)):
-                own.append(self.manual_step(node, tracker.deps("read"), gates, context))
-        if own:
-            self.last_command[id(node)] = own[-1]
-            context = own[-1]
-        emitted.extend(own)
-        if not leaf or node.commands:
-            tracker_children = _Tracker(tracker.deps("write") if own else base)
-            emitted.extend(self.emit_children(node, tracker_children, gates, context))
-        return emitted
-
-    def emit_children(
-        self, node: GuideStep, tracker: _Tracker, gates: list[Gate], context: str | None
-    ) -> list[str]:
-        self.assign_jumps(node)
-        emitted: list[str] = []
-        previous: list[str] = []
-        # Steps behind the same condition form a sequence of their own; steps behind different
-        # conditions are alternatives ("my pod stays pending" / "… waiting") and do not wait for
-        # each other. Each branch orders its steps from where the branches split.
-        branch_trackers: dict[tuple[tuple[str, int, bool], ...], _Tracker] = {}
-        branch_exits: set[str] = set()
-        loops = self.back_jumps(node)
-        skip_until = -1
-        for index, child in enumerate(node.children):
-            if index <= skip_until:
-                continue
-            if index in loops:
-                end, jump = loops[index]
-                skip_until = end
-                group = node.children[index : end + 1]
-                effect = "write" if any(g.effect() != "read" for g in group) else "read"
-                assert jump.condition is not None
-                loop = self.loop_step(
-                    child.title, child.line, group, jump.condition, jump.max_iterations or 3, jump.interval_s or 1.0, True,
-                    tracker.deps(effect), gates,
-                )  # fmt: skip
-                tracker.record([loop], effect)
-                emitted.append(loop)
-                previous = [loop]
-                continue
-            effect = child.effect()
-            key = self.gate_key(child)
-            summary = child.condition is not None and _SUMMARY_AFTER.search(child.condition.text)
-            scope = tracker
-            if key and not summary:
-                if key not in branch_trackers:
-                    readers = [r for r in tracker.readers if r not in branch_exits]
-                    branch_trackers[key] = _Tracker(list(tracker.barrier), readers)
-                scope = branch_trackers[key]
-            deps = tracker.deps("write") if summary else scope.deps(effect)
-            if child.refers_back and previous and not child.parallel and not summary:
-                deps = deps + previous
-            child_context = self.last_command.get(id(node)) or context
-            if previous and child.refers_back:
-                child_context = next(
-                    (i for i in reversed(previous) if self.by_id[i].kind != "judge"), child_context
-                )
-            ids = self.emit(child, deps, gates, child_context)
-            exits = self.exits(ids)
-            if scope is not tracker:
-                scope.record(exits, effect)
-                tracker.record(exits, "read")  # later writes outside the branch still wait for it
-                branch_exits.update(exits)
+    def emit_node(self, node: PlanNode) -> list[str]:
+        ids: list[str] = []
+        for found in node.commands:
+            # The operator's shell runs local commands; SQL and queries have their own tools (the
+            # channel the guide names). Anything typed in a pod, on a node, in a database or chat
+            # session is shown to the operator instead: never run here by accident.
+            here = found.where == "local" or found.language in ("sql", "promql", "logql")
+            command = self.runnable(found) if here else None
+            if command is None:
+                ids.append(self.elsewhere_step(node, found))
             else:
-                tracker.record(exits, effect)
-                for other in branch_trackers.values():
-                    other.record(exits, effect)
-            emitted.extend(ids)
-            if ids:
-                previous = exits
-        return emitted
+                ids.append(self.command_step(node, found, command))
+            self.remember(found)
+        if not ids:
+            ids.append(self.manual_step(node))
+        for previous, current in itertools.pairwise(ids):
+            step = self.by_id[current]
+            step.needs = [*step.needs, previous] if previous not in step.needs else step.needs
+        return ids
 
-    def gate_key(self, node: GuideStep) -> tuple[tuple[str, int, bool], ...]:
-        keys = [(a.condition.text, a.condition.line, a.negated) for a in self.assigned.get(id(node), [])]
-        if node.condition is not None:
-            keys.insert(0, (node.condition.text, node.condition.line, node.otherwise))
-        return tuple(keys)
+    def loops(self) -> dict[str, tuple[list[PlanNode], PlanEdge]]:
+        """Bounded loops the workflow can run: body nodes (commands only, run here) → back edge."""
+        nodes = self.plan.nodes
+        found: dict[str, tuple[list[PlanNode], PlanEdge]] = {}
+        for edge in self.plan.edges:
+            if not edge.loop or edge.src not in {n.id for n in nodes}:
+                continue
+            src = self.plan.node(edge.src)
+            dst = self.plan.node(edge.dst) if edge.dst not in (START, END) else None
+            if dst is None:
+                continue
+            body = [n for n in nodes if dst.first <= n.first <= src.first]
+            runs_here = all(
+                c.where == "local" or c.language in ("sql", "promql", "logql")
+                for n in body
+                for c in n.commands
+            )
+            if not body or not all(n.commands for n in body) or not runs_here:
+                continue
+            if any(n.id in found or any(n in b for b, _ in found.values()) for n in body):
+                continue
+            found[body[0].id] = (body, edge)
+        return found
 
-    def exits(self, ids: list[str]) -> list[str]:
-        inside = set(ids)
-        needed = {n for i in ids for n in self.by_id[i].needs if n in inside}
-        return [i for i in ids if i not in needed]
-
-    def manual_step(self, node: GuideStep, deps: list[str], gates: list[Gate], context: str | None) -> str:
-        text = " ".join(s.text for s in node.walk()) or node.title
-        text = re.sub(r"\s+", " ", text).strip()
-        args: dict[str, Any] = {"instruction": literal(text[:600]), "guide_line": node.line}
-        if context is not None and node.refers_back:
-            args["evidence"] = f"${{{{ steps.{context}.output }}}}"
-            deps = [*deps, context]
-        step = CompiledStep(
-            _slug(node.title),
-            "tsg_manual",
-            args,
-            "manual",
-            node.line,
-            node.title,
-            comments=[f"guide line {node.line}: prose only, done by a person: {node.title[:70]}"],
-        )
-        return self.add(step, deps, gates)
-
-    def repeat_step(self, node: GuideStep, deps: list[str], gates: list[Gate]) -> str:
-        assert node.repeat is not None
-        repeat = node.repeat
-        return self.loop_step(
-            node.title,
-            node.line,
-            [node],
-            repeat.until,
-            repeat.max_iterations,
-            repeat.interval_s,
-            False,
-            deps,
-            gates,
-        )
-
-    def loop_step(
-        self,
-        title: str,
-        line: int,
-        nodes: list[GuideStep],
-        condition: Condition,
-        max_iterations: int,
-        interval_s: float,
-        repeat_while: bool,
-        deps: list[str],
-        gates: list[Gate],
-    ) -> str:
-        """One ``tsg_repeat`` step running the nodes' commands in order, at most ``max_iterations`` times."""
-        commands = [c for n in nodes for c in n.commands if c.effect != "session"]
-        body = []
-        for command in commands:
-            for placeholder in command.placeholders:
-                self.declare(placeholder.name, command)
-            if command.language == "sql":
-                self.declare_database()
-            body.append({"tool": command.tool, "args": command.tool_args()})
+    def loop_step(self, body: list[PlanNode], edge: PlanEdge) -> str:
+        commands = [c for n in body for found in n.commands if (c := self.runnable(found)) is not None]
+        commands = [c for c in commands if c.effect != "session"]
+        for n in body:
+            for found in n.commands:
+                self.remember(found)
+        text = edge.base or ""
+        text = re.sub(r"^repeat until\s+", "", text)
+        line = body[-1].last
+        condition = _condition(text, line)
+        repeat_while = edge.src != edge.dst  # "if X, go back": loop while X; "repeat until X": until X
+        calls = [{"tool": c.tool, "args": c.tool_args()} for c in commands]
         args: dict[str, Any] = {
-            "body": body,
+            "body": calls,
             "until": literal(condition.text),
-            "max_iterations": max_iterations,
-            "interval_s": interval_s,
+            "max_iterations": edge.max_iterations or (3 if repeat_while else 5),
+            "interval_s": edge.interval_s if edge.interval_s is not None else 1.0,
             "guide_line": condition.line,
         }
         if repeat_while:
@@ -415,48 +324,184 @@ class _Compiler:
         if condition.test is not None:
             args["test"] = condition.test.as_args()
         verb = "while" if repeat_while else "until"
+        title = body[0].title
         step = CompiledStep(
             f"repeat_{_slug(title, 24)}",
             "tsg_repeat",
             args,
             "repeat",
-            line,
+            body[0].first,
             title,
             needs_approval=any(c.effect != "read" for c in commands),
             body=commands,
             comments=[
-                f"guide line {condition.line}: repeat {verb} {condition.text!r}, at most "
-                f"{max_iterations} times (a bounded loop, not a cycle)"
+                f"guide line {body[0].first} (to {body[-1].last}): repeat {verb} {condition.text!r}, at most "
+                f"{args['max_iterations']} times (a bounded loop, not a cycle)"
             ],
         )
-        step_id = self.add(step, deps, gates)
-        for node in nodes:
-            self.last_command[id(node)] = step_id
-        for command in commands:
-            self.emitted_commands.append((command, step_id))
-        return step_id
+        return self.add(step)
 
-    def back_jumps(self, node: GuideStep) -> dict[int, tuple[int, Jump]]:
-        """Loops a numbered sequence states: start index → (end index, the jump back)."""
-        index_of = {c.number: i for i, c in enumerate(node.children) if c.number is not None}
-        loops: dict[int, tuple[int, Jump]] = {}
-        for end, child in enumerate(node.children):
-            for jump in child.jumps:
-                if jump.step is None or jump.condition is None or jump.step not in index_of:
+    def run(self) -> None:
+        loops = self.loops()
+        inside: dict[str, str] = {}
+        for node in self.plan.nodes:
+            if node.id in inside:
+                continue
+            if node.id in loops:
+                body, edge = loops[node.id]
+                step_id = self.loop_step(body, edge)
+                for member in body:
+                    inside[member.id] = step_id
+                    self.first[member.id] = self.last[member.id] = step_id
+                continue
+            ids = self.emit_node(node)
+            self.first[node.id], self.last[node.id] = ids[0], ids[-1]
+        self.connect(inside)
+        self.parallel_checks()
+
+    def connect(self, inside: dict[str, str]) -> None:
+        incoming: dict[str, list[PlanEdge]] = {}
+        for edge in self.plan.edges:
+            if edge.loop or edge.dst in (START, END) or edge.src == edge.dst:
+                continue
+            if edge.src in inside and edge.dst in inside and inside[edge.src] == inside[edge.dst]:
+                continue
+            incoming.setdefault(edge.dst, []).append(edge)
+        done: set[str] = set()
+        for node in self.plan.nodes:
+            first = self.first[node.id]
+            if first in done:
+                continue
+            done.add(first)
+            ways: list[tuple[str | None, str | None, bool]] = []  # (source step, judge, negated)
+            for edge in incoming.get(node.id, []):
+                source = self.last.get(edge.src) if edge.src != START else None
+                if source == first:
                     continue
-                start = index_of[jump.step]
-                if start <= end and (jump.back or start < end or child.number == jump.step):
-                    loops[start] = (end, jump)
-        return loops
+                judge = self.judge(edge, source) if edge.condition else None
+                ways.append((source, judge, edge.negated))
+            self.enter(self.by_id[first], ways, node)
+
+    def enter(
+        self, step: CompiledStep, ways: list[tuple[str | None, str | None, bool]], node: PlanNode
+    ) -> None:
+        needs = list(step.needs)
+        for source, judge, _ in ways:
+            for dep in (source, judge):
+                if dep is not None and dep not in needs:
+                    needs.append(dep)
+        step.needs = needs
+        if not ways:
+            return
+        if len(ways) == 1:
+            source, judge, negated = ways[0]
+            if judge is not None:
+                step.gates = [(judge, negated)]
+            return
+        terms: list[str] = []
+        for source, judge, negated in ways:
+            parts = []
+            if source is not None:
+                parts.append(f"steps.{source}.status == 'succeeded'")
+            if judge is not None:
+                holds = f"steps.{judge}.output.holds"
+                parts.append(f"steps.{judge}.status == 'succeeded' and {'not ' if negated else ''}{holds}")
+            terms.append("(" + " and ".join(parts) + ")" if parts else "true")
+        step.join = "any"
+        step.when_expr = "${{ " + " or ".join(terms) + " }}"
+        step.comments.append(
+            f"guide line {node.first}: reached {len(ways)} ways; runs when one of them was taken (join: any)"
+        )
+
+    def parallel_checks(self) -> None:
+        """Read-only checks chained only by document order may run at once (hazard analysis)."""
+        plan = self.plan
+        outs: dict[str, list[PlanEdge]] = {}
+        ins: dict[str, list[PlanEdge]] = {}
+        for edge in plan.edges:
+            if edge.loop or edge.src == edge.dst:
+                continue
+            outs.setdefault(edge.src, []).append(edge)
+            ins.setdefault(edge.dst, []).append(edge)
+
+        def free(node: PlanNode) -> bool:
+            steps = [self.by_id[s] for s in self.node_steps(node)]
+            return (
+                node.kind == "check"
+                and bool(node.commands)
+                and all(s.kind == "command" and not s.needs_approval for s in steps)
+                and not any(_ASSIGNMENT.match(c.full) or _FOR_VARIABLE.match(c.full) for c in node.commands)
+                and not _REFERS_BACK.search(node.text)
+                and not any(re.search(r"\$\(|\$\{?\w", c.full) and self.assignments for c in node.commands)
+            )
+
+        nodes = plan.nodes
+        index = 0
+        while index < len(nodes):
+            run = [nodes[index]]
+            while True:
+                tail = run[-1]
+                edges = outs.get(tail.id, [])
+                if len(edges) != 1 or edges[0].condition or edges[0].dst in (START, END):
+                    break
+                nxt = plan.node(edges[0].dst)
+                if len(ins.get(nxt.id, [])) != 1 or not free(nxt) or not free(tail):
+                    break
+                run.append(nxt)
+            if len(run) > 1:
+                self.spread(run)
+            index = nodes.index(run[-1]) + 1
+
+    def node_steps(self, node: PlanNode) -> list[str]:
+        first, last = self.first[node.id], self.last[node.id]
+        ids = [s.id for s in self.steps]
+        return ids[ids.index(first) : ids.index(last) + 1]
+
+    def spread(self, run: list[PlanNode]) -> None:
+        head = self.by_id[self.first[run[0].id]]
+        base = list(head.needs)
+        lasts = [self.last[n.id] for n in run]
+        for node in run[1:]:
+            first = self.by_id[self.first[node.id]]
+            first.needs = list(base)
+            first.gates = list(head.gates)
+            first.comments.append("read-only check in document order: runs alongside its neighbours")
+        for step in self.steps:  # whatever came after the last check waits for all of them
+            if lasts[-1] in step.needs and step.id not in lasts and step.kind != "judge":
+                step.needs = [*step.needs, *[x for x in lasts if x not in step.needs]]
 
 
-def _has_action(step: GuideStep) -> bool:
-    return any(s.commands or s.imperative or s.condition is not None or s.jumps for s in step.walk())
-
-
-def compile_guide(guide: Guide) -> CompiledGuide:
-    """Compile a parsed guide into a workflow (``CompiledGuide.to_yaml()`` / ``.workflow()``)."""
-    compiler = _Compiler(guide)
-    compiler.emit(guide.root, [], [], None)
+def compile_guide(guide: Guide, plan: Plan | None = None) -> CompiledGuide:
+    """Compile a parsed guide into a workflow that follows its plan (``CompiledGuide.to_yaml()``)."""
+    if plan is None:
+        plan = build_plan("\n".join(guide.lines), guide.source)
+        _adopt_llm_commands(guide, plan)
+    compiler = _Compiler(guide, plan)
+    compiler.run()
     name = _slug(guide.title, 60).replace("_", "-")
-    return CompiledGuide(guide, name, compiler.steps, compiler.inputs)
+    return CompiledGuide(guide, name, compiler.steps, compiler.inputs, plan=plan)
+
+
+def _adopt_llm_commands(guide: Guide, plan: Plan) -> None:
+    """Commands ``--llm`` proposed for prose-only steps, on the plan step at the same lines."""
+    from .guide_commands import classify_text
+
+    for step in guide.root.walk():
+        for command in step.commands:
+            if command.origin != "llm":
+                continue
+            node = next((n for n in plan.nodes if n.first <= step.line <= n.last and not n.commands), None)
+            if node is None:
+                continue
+            language = command.language if command.language in ("shell", "sql", "promql") else "shell"
+            node.commands.append(
+                GuideCommand(
+                    step.line,
+                    command.text,
+                    command.text,
+                    language,
+                    classify_text(command.text, language),
+                    "local",
+                    origin="llm",
+                )
+            )

@@ -43,6 +43,7 @@ class Blk:
     marker: str = ""
     children: list[Blk] = field(default_factory=list)
     sentences: list[Sentence] = field(default_factory=list)
+    links: list[tuple[str, str, int]] = field(default_factory=list)  # (text, href, line)
 
     def walk(self) -> list[Blk]:
         found = [self]
@@ -152,6 +153,11 @@ class _Builder:
                 last,
                 text=text,
                 codes=self.inline_codes(inline, first, last),
+                links=[
+                    (m.group(1), m.group(2), first + i)
+                    for i, line in enumerate(raw)
+                    for m in re.finditer(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)", line)
+                ],
                 sentences=_sentences(raw, first),
             )
         if token.type in ("fence", "code_block"):

@@ -210,6 +210,7 @@ _POD_CUE = re.compile(
 _TOOLBOX_CUE = re.compile(r"\b(?:rook-ceph toolbox|ceph toolbox|tools pod|toolbox pod)\b", re.I)
 _CONSOLE_CUE = re.compile(r"\b(?:web console|portal|in the ui|from the ui|on the [\w ]{0,20}ui)\b", re.I)
 _DESCRIBES = re.compile(r"(?:\bruns|\btriggers(?: a)?|\bcommand:|\bcalled|\bnamed|\butility)\s*`?$", re.I)
+_PROMQL_SHAPE = re.compile(r"\w+\s*\(\s*\w|\{\s*\w+\s*=~?\s*\"|\[\d+[smhdw]\]")
 _ROOT_PROMPT = re.compile(r"^(?P<prompt>#)\s+(?=\S)")
 _STRONG_OUTPUT_LEAD = re.compile(r"^(?:example|sample) output\b|^output\b|\be\.g\.?,?\s*:?\s*$", re.I)
 _ASSIGN_SUBST = re.compile(r"^\s*(?:export\s+)?[A-Za-z_]\w*=\(?\$\((.*)\)\)?\s*$", re.DOTALL)
@@ -225,6 +226,7 @@ class GuideCommand:
     mutating: bool
     where: str
     inline: bool = False
+    origin: str = "guide"  # "llm": proposed by --llm for a prose-only step
 
     def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "text": self.text, "mutating": self.mutating, "where": self.where}
@@ -551,6 +553,11 @@ class _Finder:
             return
         if output_lead:
             return
+        if lang == "" and _PROMQL_SHAPE.search(blk.content) and not any(_plausible(t) for _, t in numbered):
+            head = next(((n, t) for n, t in numbered if t.strip()), None)
+            if head:  # a bare block holding one PromQL expression, over several lines
+                self.add(head[0], head[1].strip(), blk.content.strip(), "promql", unit, "other")
+            return
         session_db = cue == "database" or (self.session == "database" and cue is None)
         for number, first, whole in _logical(numbered):
             if not first or first.startswith("#"):
@@ -596,6 +603,10 @@ class _Finder:
         code = code.strip()
         words = code.split()
         if not words or "..." in code:
+            return
+        if code.startswith("{") and re.search(r"\b(?:loki|logql)\b", before, re.I):
+            if not any(c.line == line for c in self.found):  # a Loki stream selector
+                self.found.append(GuideCommand(line, code, code, "logql", False, "other", True))
             return
         program = _program(_unplaceholder(code))
         chatops = code.startswith("/chatops")

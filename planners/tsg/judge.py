@@ -38,7 +38,7 @@ class Judgement(BaseModel):
     """A decided condition."""
 
     holds: bool = Field(description="Whether the condition holds.")
-    by: Literal["test", "llm", "operator", "assumed"] = Field(description="Who decided.")
+    by: Literal["test", "llm", "operator", "undecided"] = Field(description="Who decided.")
     reason: str = Field(description="Why, in one line.")
     condition: str = Field(description="The condition as the guide words it.")
 
@@ -135,14 +135,15 @@ class LLMJudge:
 
 
 class ConditionJudge:
-    """Decides conditions: test → LLM (if configured) → operator (if a terminal) → --yes → error."""
+    """Decides conditions: test → LLM (if configured) → operator (if a terminal) → undecided.
 
-    def __init__(
-        self, *, llm: LLMJudge | None = None, ask: OperatorAsk | None = None, assume_yes: bool = False
-    ) -> None:
+    An undecided condition does not hold: the remedy it gates is skipped, and the run says so.
+    ``--yes`` approves commands and never decides a condition.
+    """
+
+    def __init__(self, *, llm: LLMJudge | None = None, ask: OperatorAsk | None = None) -> None:
         self.llm = llm
         self.ask = ask
-        self.assume_yes = assume_yes
 
     async def decide(
         self, condition: str, evidence: Any = None, test: Mapping[str, Any] | None = None, guide_line: int = 0
@@ -164,16 +165,12 @@ class ConditionJudge:
                 return Judgement(
                     holds=answer, by="operator", reason="answered at the terminal", condition=condition
                 )
-        if self.assume_yes:
-            return Judgement(
-                holds=True,
-                by="assumed",
-                reason="--yes: undecidable conditions count as true",
-                condition=condition,
-            )
-        raise ToolError(
-            f"guide line {guide_line}: cannot decide {condition!r}: it has no measurable test, no LLM judge "
-            "is configured and there is no terminal to ask; run interactively, pass --llm, "
-            "or pass --yes to take every branch",
-            retryable=False,
+        # Nobody can decide it: no test, no LLM judge, no terminal. --yes approves commands; it
+        # never decides a condition. The branch behind it is not taken (a remedy stays undone).
+        return Judgement(
+            holds=False,
+            by="undecided",
+            reason="nobody could decide it (no measurable test, no --llm judge, no terminal): "
+            "the branch it gates is skipped",
+            condition=condition,
         )

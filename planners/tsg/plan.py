@@ -31,7 +31,8 @@ from typing import Any
 
 from .conditions import _SECTION_JUMP, Repeat, find_jumps, find_repeat, states_end
 from .doc import Blk, Sec, Sentence, parse_doc
-from .guide_commands import _PROMPT, GuideCommand, _plausible, classify_text, find_commands
+from .guide_commands import _PROMPT, _PROMQL_SHAPE, GuideCommand, _plausible, classify_text, find_commands
+from .markdown import slugify
 
 __all__ = ["Plan", "PlanEdge", "PlanNode", "build_plan"]
 
@@ -48,7 +49,7 @@ _INFORMATIONAL = re.compile(
 )
 _INTERPRETS = re.compile(
     r"^(?:common (?:errors|issues|problems|failures|messages)|errors|example output|sample output|output|"
-    r"interpreting|what to look for|expected output|example|examples)\b",
+    r"interpreting (?:the )?(?:output|results?)|what to look for|expected output|examples?:?$)",
     re.IGNORECASE,
 )
 _VERBS = (
@@ -81,6 +82,11 @@ _COND_START = re.compile(
     r"when(?=[^.]*\b(?:you (?:can|should|must|need|may|might)|we (?:can|should)|try|please)\b)"
     r"(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b|or,|or you can\b)",
     re.IGNORECASE,
+)
+_SUMMARY_AFTER = re.compile(
+    r"\bnone of the above\b|\b(?:the above|these|previous|above) (?:troubleshooting )?steps "
+    r"(?:do not|don't|did not|didn't|fail to|cannot|can't) (?:fix|solve|resolve|help)",
+    re.I,
 )
 _BACK_TO_ABOVE = re.compile(
     r"\b(?:same|previous)\b[^.]{0,40}\b(?:diagnos\w*|checks?|steps?|approaches|queries|commands)\b[^.]{0,40}"
@@ -245,6 +251,7 @@ class _Group:
     # "If X, follow these steps:": when X does not hold the rest of the guide is not for this
     # case, so the flow ends instead of moving on past the group.
     otherwise_ends: bool = False
+    implicit: bool = False  # a condition the author implies (a Mitigation after a diagnosis)
 
 
 _Unit = PlanNode | _Group
@@ -353,7 +360,17 @@ def _code_lines(blk: Blk) -> list[str]:
         return []
     if blk.lang in ("sql", "sqlite", "postgresql", "mysql", "promql", "logql", "kql", "kusto"):
         return lines
+    if not blk.lang and _PROMQL_SHAPE.search(blk.content) and not any(_plausible(x) for x in lines):
+        return lines[:1]  # a bare block with a PromQL expression
     return [line for line in lines if _plausible(line)]
+
+
+_SHELL_BLOCKS = frozenset({"", "shell", "bash", "sh", "zsh", "console", "shell-session", "terminal"})
+
+
+def _promql_only(blk: Blk) -> bool:
+    lines = [line.strip() for line in blk.content.splitlines() if line.strip()]
+    return not blk.lang and bool(_PROMQL_SHAPE.search(blk.content)) and not any(_plausible(x) for x in lines)
 
 
 def _has_code(blocks: list[Blk]) -> bool:
@@ -427,6 +444,11 @@ class _Reader:
                 node.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
             for match in _GO_BACK.finditer(sentence.text):
                 node.jumps.append((int(match.group("n")), None, True))
+            if _is_condition(sentence.text):
+                for para in _paras(node.blocks):
+                    for _, href, line in para.links:
+                        if href.startswith("#") and line == sentence.line:
+                            node.section_jumps.append(("#" + href[1:], _condition_text(sentence.text)))
             section = _SECTION_JUMP.search(sentence.text)
             if section is not None and not _JUMP.search(sentence.text):
                 name = (section.group("a") or section.group("b") or "").strip().strip("`*")
@@ -477,8 +499,11 @@ class _Reader:
             worthy = bool(_EXIT.search(sentence.text)) or (
                 bool(_REMEDY_WORDS.search(sentence.text)) and bool(_DIRECTIVE.search(sentence.text))
             )
-            if not worthy and codes:
-                worthy = any(classify_text(line, "shell") for code in codes for line in _code_lines(code)[:3])
+            shell_codes = [c for c in codes if c.lang in _SHELL_BLOCKS and not _promql_only(c)]
+            if not worthy and shell_codes:
+                worthy = any(
+                    classify_text(line, "shell") for code in shell_codes for line in _code_lines(code)[:3]
+                )
             if not worthy:
                 break
             tails.append(index)
@@ -523,7 +548,9 @@ class _Reader:
         merged = [c for c in sec.children if _INTERPRETS.match(c.title)]
         children = [c for c in sec.children if c not in merged and not _INFORMATIONAL.match(c.title)]
         own, intro, first_unit = self.block_units(sec.blocks, sec)
-        child_units = [u for c in children if (u := self.section(c)) is not None]
+        pairs = [(c, u) for c in children if (u := self.section(c)) is not None]
+        children = [c for c, _ in pairs]
+        child_units = [u for _, u in pairs]
         number = None
         title = sec.title
         numbered = _STEP_TITLE.match(sec.title)
@@ -560,6 +587,14 @@ class _Reader:
             items.append(intro_node)
         if own is not None:
             items.append(own)
+        triage = _triage(intro, children)
+        if triage and child_units:
+            # "Is it your Pods, your RC or your Service?" + links to the sections: one branch each
+            for child, unit in zip(children, child_units, strict=True):
+                if child.title in triage and _unit_cond(unit) is None:
+                    _set_cond(unit, f"the problem is: {triage[child.title]}")
+            items.append(_Group("alt", child_units) if len(child_units) > 1 else child_units[0])
+            child_units = []
         if child_units:
             mode = self.children_mode(
                 children, child_units, intro_sentences, intro_node is not None and own is None
@@ -596,6 +631,7 @@ class _Reader:
         ):
             group.cond = "the diagnosis found the problem this fixes"
             group.otherwise_ends = True
+            group.implicit = True
         return group
 
     def actionable(self, title: str, blocks: list[Blk], merged: bool) -> bool:
@@ -737,7 +773,8 @@ class _Reader:
                     group = _Group("seq", [inner], cond=_condition_text(own) if _is_condition(own) else None)
                     units.append(group)
                     continue
-            title = _first_sentence(own or f"item {index + 1}")
+            first_para = next((b.text for b in item.children if b.kind == "para"), "")
+            title = _first_sentence(first_para or own or f"item {index + 1}")
             units.append(self.node(item.first, item.last, title, item.children, number))
         if not units:
             return None
@@ -752,6 +789,21 @@ class _Reader:
         if _PARALLEL.search(lead) and len(units) > 1:
             return _Group("par", units)
         return _Group("seq", units)
+
+
+def _triage(intro: list[Blk], children: list[Sec]) -> dict[str, str]:
+    """Child section title → link text, when the intro lists a link to each of them."""
+    anchors = {slugify(c.title): c.title for c in children}
+    found: dict[str, str] = {}
+    for blk in intro:
+        if blk.kind != "list":
+            continue
+        for item in blk.children:
+            for para in (b for b in item.children if b.kind == "para"):
+                for text, href, _ in para.links:
+                    if href.startswith("#") and href[1:] in anchors:
+                        found[anchors[href[1:]]] = text
+    return found if len(found) >= 2 else {}
 
 
 def _strip_number(title: str) -> str:
@@ -819,6 +871,8 @@ class _Linker:
         first item also passes the flow on past it (off inside branches, already conditional)."""
         if isinstance(unit, PlanNode):
             return self.node(unit, pending)
+        if unit.implicit and all(p == START for p, _ in pending):
+            unit.cond = None  # nothing was diagnosed before it: a procedure, not a remedy choice
         if unit.cond is not None:
             pending = [(p, unit.cond) for p, _ in pending]
         if unit.mode == "tails":
@@ -954,6 +1008,13 @@ def build_plan(text: str, source: str | None = None) -> Plan:
             for target in firsts:
                 if target != node.id:
                     linker.edge(node.id, target, "to validate the change", loop=True)
+    for node in ordered:
+        # "If none of the above solves your problem, …": reached from the end of every way above
+        if node.cond and _SUMMARY_AFTER.search(node.cond):
+            for edge in list(linker.edges.values()):
+                before = next((n for n in ordered if n.id == edge.src), None)
+                if edge.dst == END and not edge.loop and before is not None and before.first < node.first:
+                    linker.edge(edge.src, node.id, node.cond)
     edges = list(linker.edges.values())
     _ensure_connected(ordered, edges)
     for node in ordered:
@@ -1032,7 +1093,10 @@ def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
     for node in nodes:
         for name, cond in node.section_jumps:
             wanted = name.lower().rstrip(":")
-            found = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
+            if wanted.startswith("#"):
+                found = next((x for x in sections if slugify(x.title) == wanted[1:]), None)
+            else:
+                found = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
             if found is None:
                 found = next((x for x in sections if x.level and wanted in x.title.lower()), None)
             if found is None:
