@@ -19,6 +19,7 @@ from tools import ToolRegistry
 
 from .errors import ExpressionError, GraphEditError, GraphValidationError
 from .expressions import CompiledValue, Expression, compile_expression, compile_value
+from .output_refs import output_reference_problems
 
 __all__ = [
     "DeviceTarget",
@@ -248,6 +249,8 @@ class TaskGraph:
         ids = self._tasks.keys()
         for task in self._tasks.values():
             problems.extend(self._task_problems(task, ids, known, tools))
+        if tools is not None:
+            problems.extend(self._output_problems(tools))
         # Checked even when other problems exist, so one pass reports everything.
         cycle = self.find_cycle()
         if cycle:
@@ -310,6 +313,26 @@ class TaskGraph:
                 dynamic = {k for k, v in args.items() if not v.is_constant}
                 for problem in tools.get(task.tool).check_arguments(task.args, dynamic):
                     problems.append(f"{where} (tool {task.tool!r}): {problem}")
+        return problems
+
+    def _output_problems(self, tools: ToolRegistry) -> list[str]:
+        """``steps.x.outpt`` and ``steps.x.output.stdot``: fields the tools do not return."""
+        steps = {tid: (t.tool, t.for_each is not None) for tid, t in self._tasks.items()}
+        problems: list[str] = []
+        for task in self._tasks.values():
+            try:
+                fields = [(f"args.{key}", value.expressions) for key, value in task.compiled_args.items()]
+                fields += [
+                    (name, (e,))
+                    for name, e in (("when", task.condition), ("for_each", task.items_expression))
+                    if e
+                ]
+            except ExpressionError:
+                continue  # reported by _task_problems
+            for label, expressions in fields:
+                for expression in expressions:
+                    for problem in output_reference_problems(label, expression, steps, tools):
+                        problems.append(f"task {task.id!r}: {problem}")
         return problems
 
     def validate(self, tools: ToolRegistry | None = None, *, source: str | None = None) -> None:

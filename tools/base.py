@@ -191,6 +191,20 @@ class Tool:
         except Exception:  # arbitrary Python classes have no JSON Schema; that's allowed
             return None
 
+    @cached_property
+    def output_schema(self) -> dict[str, Any] | None:
+        """JSON Schema of the result as expressions see it (plain JSON data), or ``None``.
+
+        Serialization mode: the keys a model's fields become after ``plain_data``
+        (aliases, computed fields), which is what ``steps.<id>.output.<key>`` reads.
+        """
+        if self._result_adapter is None:
+            return None
+        try:
+            return self._result_adapter.json_schema(mode="serialization")
+        except Exception:  # arbitrary Python classes have no JSON Schema; that's allowed
+            return None
+
     def openai_schema(self) -> dict[str, Any]:
         """The tool in OpenAI's function-calling format."""
         return {

@@ -22,7 +22,7 @@ from .outputs import output_problems
 from .problems import Problem, did_you_mean
 from .references import input_references
 from .steps import Step, to_task
-from .yaml_source import SourceMap
+from .yaml_source import Path, SourceMap
 
 if TYPE_CHECKING:
     from .model import Workflow
@@ -67,10 +67,16 @@ class _StepLocator:
         self.source_map = source_map
 
     def __call__(
-        self, step_id: str, message: str, *, hint: str | None = None, index: int | None = None
+        self,
+        step_id: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        index: int | None = None,
+        at: tuple[str, ...] = (),
     ) -> Problem:
         where = index if index is not None else self.index.get(step_id)
-        path = ("steps", where) if where is not None else ("steps",)
+        path: Path = ("steps", where, *at) if where is not None else ("steps",)
         return self.source_map.problem(path, message, step=step_id, hint=hint)
 
     def graph_problem(self, message: str) -> Problem:
@@ -87,7 +93,19 @@ class _StepLocator:
             rest = pattern.sub(words, rest)
         if match.group("tool"):
             rest = f"{match.group('tool').strip(' ()')}: {rest}"
-        return self(match.group("id"), rest)
+        return self(match.group("id"), rest, at=_field_path(rest))
+
+
+#: A reference checked against a tool's output (orchestrator.output_refs) names its field.
+_FIELD = re.compile(r"^(?:args\.(?P<arg>[^:. ]+)|(?P<key>when|for_each)): steps[.\[]")
+
+
+def _field_path(message: str) -> tuple[str, ...]:
+    """``args.url: steps.x.outpt…`` is about the value of ``url``: point at its line."""
+    found = _FIELD.match(message)
+    if found is None:
+        return ()
+    return ("args", found.group("arg")) if found.group("arg") else (found.group("key"),)
 
 
 def _name_the_field(step: Step, message: str) -> str:
