@@ -11,68 +11,49 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..devices import DeviceAgent, DeviceExecutor, LocalFleet, load_tools, parse_labels, run_agent, run_broker
+from ..devices import (
+    DeviceAgent,
+    DeviceExecutor,
+    DeviceInfo,
+    LocalFleet,
+    load_tools,
+    parse_labels,
+    run_agent,
+    run_broker,
+)
 from ..devices.broker import check_listener_security
+from ..devices.catalog import FleetTool, RemoteTool, fleet_problems
 from ..devices.settings import BROKER_ENV, redact_url
-from ..devices.trust import DEVICE_LABELS_ENV, DEVICE_TRUST_ENV, DEVICES_ENV, DeviceTrust
+from ..devices.trust import DeviceTrust
 from ..errors import DeviceError
+from ..graph import Task
+from ..terminal_text import escape_control
 from .common import err, fail, out
+from .device_options import BrokerOption, DeviceLabelOption, DeviceOption, LocalAgentsOption, LocalLabelOption
+
+if TYPE_CHECKING:
+    from tools import ToolRegistry
 
 __all__ = [
     "BrokerOption",
     "DeviceLabelOption",
     "DeviceOption",
+    "FleetView",
     "LocalAgentsOption",
     "LocalLabelOption",
+    "check_fleet",
     "device_executor",
+    "learn_fleet",
     "register",
-]
-
-BrokerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--broker",
-        envvar=BROKER_ENV,
-        help="MQTT broker URL (mqtt:// or mqtts://) through which steps with a target run on device agents.",
-    ),
-]
-LocalAgentsOption = Annotated[
-    int,
-    typer.Option(
-        "--local-agents",
-        min=0,
-        help="Start N device agents on this machine (and a broker unless --broker is given), "
-        "offering the --tools modules: try device targets without a fleet.",
-    ),
-]
-LocalLabelOption = Annotated[
-    list[str] | None,
-    typer.Option("--local-label", help="Label of the --local-agents: key=value (repeatable)."),
-]
-
-
-DeviceOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--device",
-        help=f"Use only this device id for device steps (repeatable; default ${DEVICES_ENV}, comma-separated). "
-        "Others on the broker are ignored.",
-    ),
-]
-DeviceLabelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--device-label",
-        help=f"Use only devices with this label: key=value (repeatable; default ${DEVICE_LABELS_ENV}). "
-        f"Labels are the devices' own claim unless pinned in ${DEVICE_TRUST_ENV}.",
-    ),
+    "with_fleet",
 ]
 
 
@@ -260,3 +241,104 @@ async def device_executor(
         if local_agents:
             await executor.wait_for_devices(local_agents)
         yield executor
+
+
+@dataclass
+class FleetView:
+    """The live fleet as one connection saw it: devices and the tools they offer."""
+
+    url: str
+    devices: dict[str, DeviceInfo]
+    tools: dict[str, FleetTool]
+
+    def summary(self) -> str:
+        alive = [d for d in self.devices.values() if d.alive]
+        if not alive:
+            return "no live device on the broker"
+        return "live devices: " + "; ".join(
+            f"{d.device_id} ({', '.join(d.tools) or 'no tools'})"
+            for d in sorted(alive, key=lambda d: d.device_id)
+        )
+
+
+def _trust(devices: list[str] | None, device_labels: list[str] | None) -> DeviceTrust:
+    try:
+        return DeviceTrust.from_options(devices or [], parse_labels(device_labels or []))
+    except ValueError as exc:
+        fail(str(exc), code=2)
+
+
+def learn_fleet(
+    broker: str,
+    *,
+    devices: list[str] | None = None,
+    device_labels: list[str] | None = None,
+    within: float = 2.0,
+) -> FleetView:
+    """Connect, wait briefly for the retained statuses (and their devices to answer), return the fleet."""
+    trust = _trust(devices, device_labels)
+
+    async def learn() -> FleetView:
+        async with DeviceExecutor(broker=broker, trust=trust, connect_timeout=5.0) as executor:
+            await executor.settle(within)
+            return FleetView(executor.settings.url, executor.devices, executor.fleet())
+
+    try:
+        return asyncio.run(learn())
+    except (DeviceError, ValueError) as exc:
+        fail(redact_url(f"cannot learn the fleet's tools: {exc}"))
+
+
+def with_fleet(
+    registry: ToolRegistry, fleet: FleetView, *, read_only: Callable[[str], bool] | None = None
+) -> ToolRegistry:
+    """``registry`` plus a ``RemoteTool`` for each tool only the fleet has.
+
+    ``read_only(name)``: whether a call of the tool counts as read-only (default: what the
+    devices announced when the fleet was learnt).
+    """
+    from tools import ToolRegistry
+
+    merged = ToolRegistry(registry)
+    for name, offered in fleet.tools.items():
+        if name in merged:
+            continue  # a local copy: fleet_problems checks that its schema matches
+        ask = None if read_only is None else (lambda name=name: read_only(name))
+        merged.register(_remote(offered, ask))
+    return merged
+
+
+def _remote(offered: FleetTool, read_only: Callable[[], bool] | None) -> RemoteTool:
+    if read_only is None:
+        announced = all(
+            offered.capability.read_only and offered.capability.name in d.read_only_tools
+            for d in offered.devices
+        )
+        tool = RemoteTool.from_capability(offered.capability)
+        tool.read_only = announced
+    else:
+        tool = RemoteTool.from_capability(offered.capability, read_only=read_only)
+    return tool
+
+
+def check_fleet(
+    where: str,
+    tasks: Iterable[Task],
+    registry: ToolRegistry,
+    fleet: FleetView,
+    line_of: Callable[[str], int | None],
+) -> None:
+    """Fail (naming file, line and step) when a task cannot run on the live fleet."""
+    problems = fleet_problems(tasks, {t.name: t for t in registry}, fleet.tools)
+    if not problems:
+        return
+    for task_id, problem in problems:
+        line = line_of(task_id.split("[", 1)[0])
+        at = f"{where}:{line}" if line else where
+        err.print(
+            escape_control(f"{at}: step {task_id!r}: {problem}"),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    fail(f"{where}: {len(problems)} step(s) cannot run on the fleet at {fleet.url} ({fleet.summary()})")

@@ -61,6 +61,17 @@ DEVELOPMENT_WARNING = (
 )
 
 
+def amqtt_warning() -> str:
+    """The development-only warning, true to why amqtt runs (asked for, or no Mosquitto)."""
+    if find_mosquitto() is None:
+        return DEVELOPMENT_WARNING
+    return (
+        "using the embedded amqtt broker (--kind amqtt), which is for development only "
+        "(MQTT 3.1.1 only, no keepalive enforcement, may lose queued messages); "
+        "Mosquitto is installed: leave out --kind amqtt to use it."
+    )
+
+
 #: Mosquitto's ``max_packet_size``: our largest payload plus room for the topic and the
 #: MQTT header. A client that sends a bigger packet is disconnected, so one device cannot
 #: push a 200 MB retained status into every orchestrator's memory. (Mosquitto 2 prefers this
@@ -404,7 +415,7 @@ async def run_broker(
                 "password files, ACLs and TLS need Mosquitto (apt-get install mosquitto); "
                 "the embedded amqtt broker is for development on loopback only"
             )
-        _log.warning(DEVELOPMENT_WARNING)
+        _log.warning(amqtt_warning())
         ready = None if on_ready is None else lambda url: on_ready(url, "amqtt")
         await until_signalled(serve_amqtt(host, port, ready))
         return

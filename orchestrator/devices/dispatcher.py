@@ -30,6 +30,7 @@ request; and waits for the outcome. Nothing relies on broker sessions:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -43,6 +44,7 @@ from tools import Tool
 
 from ..executors import ToolCall
 from .assignment import Assigner, Placement
+from .catalog import FleetTool, RemoteTool, fleet_tools
 from .errors import DeviceUnavailable, MessageRejected, RemoteTaskError
 from .link import Link
 from .protocol import (
@@ -50,6 +52,7 @@ from .protocol import (
     DEFAULT_NAMESPACE,
     Accepted,
     Cancel,
+    Capability,
     Heartbeat,
     Ping,
     Progress,
@@ -210,6 +213,9 @@ class DeviceExecutor:
             many); the excess is dropped unread and logged once per ``rate_window``.
         lost_grace: seconds a task that may not move keeps waiting for a device that went
             silent or lost its connection (default: three heartbeat-silence limits, >= 5 s).
+        startup_wait: before the first assignment, seconds to wait for the devices known
+            from their retained statuses to answer a ping: otherwise the first to answer
+            would take every task of a short run.
     """
 
     def __init__(
@@ -232,6 +238,7 @@ class DeviceExecutor:
         keepalive: int = 10,
         connect_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.1, 5.0),
+        startup_wait: float = 1.0,
     ) -> None:
         if ack_timeout <= 0 or device_wait < 0 or default_deadline <= 0:
             raise ValueError("ack_timeout and default_deadline must be > 0, device_wait >= 0")
@@ -283,6 +290,10 @@ class DeviceExecutor:
         self._users = 0
         self._lock = asyncio.Lock()
         self._closed = False
+        self._startup_wait = startup_wait
+        self._startup: asyncio.Task[None] | None = None
+        #: Loop time of the last status message (retained ones arrive in a burst at connect).
+        self._last_status = 0.0
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -305,6 +316,8 @@ class DeviceExecutor:
         self._closed = False
         self._assigner.open()
         self._change = asyncio.Event()  # a fresh one: this entry may run on another event loop
+        self._startup = None
+        self._last_status = asyncio.get_running_loop().time()
         topics = self.topics
         link = Link(
             self.settings,
@@ -345,6 +358,9 @@ class DeviceExecutor:
                 task.cancel()
             await asyncio.gather(*leftovers, return_exceptions=True)
         self._registry.close()
+        if self._startup is not None:
+            self._startup.cancel()
+            await asyncio.gather(self._startup, return_exceptions=True)
         link, self._link = self._link, None
         if link is not None:
             await link.close()
@@ -369,6 +385,55 @@ class DeviceExecutor:
         """
         offering = [d for d in self._registry if d.alive and tool in d.capabilities]
         return bool(offering) and all(d.capabilities[tool].read_only for d in offering)
+
+    def capabilities(self) -> dict[str, dict[str, Capability]]:
+        """What each known device announces, by device id and tool name."""
+        return {device.device_id: dict(device.capabilities) for device in self._registry}
+
+    def fleet(self) -> dict[str, FleetTool]:
+        """The tools the live devices offer, by name (see ``orchestrator.devices.catalog``)."""
+        return fleet_tools(self.devices.values(), self.capabilities())
+
+    async def settle(self, within: float = 2.0, *, quiet: float = 0.2) -> dict[str, DeviceInfo]:
+        """Learn the fleet: wait for the retained statuses, then for those devices to answer.
+
+        Retained statuses arrive in a burst right after we connect, and MQTT marks no end to
+        it: the burst counts as over after ``quiet`` seconds without a status. Then every
+        device announced online is waited for (it is pinged) until it answers, all within
+        ``within`` seconds; one that does not (a ghost whose will never fired) stays not
+        alive. Return every known device.
+        """
+        if self._link is None:
+            raise RuntimeError("enter the DeviceExecutor first: `async with DeviceExecutor(...)`")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (idle := loop.time() - self._last_status) < quiet and loop.time() < deadline:
+            # Every status sets the change event: wait for the next one or the quiet period.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(quiet - idle, deadline - loop.time())):
+                    await self._change.wait()
+        await self._known_devices_answered(deadline - loop.time())
+        return self.devices
+
+    async def _known_devices_answered(self, within: float) -> None:
+        """Wait (at most ``within`` s) until every device announced online has answered us."""
+
+        def waiting() -> bool:
+            return any(not d.offline and not (d.alive and d.proven) for d in self._registry)
+
+        try:
+            async with asyncio.timeout(max(within, 0.0)):
+                while waiting():
+                    await self._change.wait()
+        except TimeoutError:
+            pass
+
+    async def _before_first_assignment(self) -> None:
+        # Every concurrent first call waits on the same task, so it is waited for once.
+        if self._startup is None:
+            self._startup = asyncio.ensure_future(self._known_devices_answered(self._startup_wait))
+        if not self._startup.done():
+            await asyncio.shield(self._startup)
 
     async def wait_for_devices(
         self, count: int = 1, *, ids: Collection[str] = (), within: float = 10.0
@@ -399,6 +464,11 @@ class DeviceExecutor:
             raise RuntimeError("enter the DeviceExecutor first: `async with DeviceExecutor(...)`")
         loop = asyncio.get_running_loop()
         key = f"{call.run_id}/{call.task.id}#{call.attempt}"
+        if isinstance(call.tool, RemoteTool):
+            # Known only from the devices' announcements: check the call against them here.
+            call.tool.validate_arguments(call.args)
+        if self._startup is None or not self._startup.done():
+            await self._before_first_assignment()
         if key in self._jobs:
             raise RuntimeError(f"task key {key!r} is already being executed")
         budget = call.task.timeout or call.tool.timeout or self._default_deadline
@@ -783,6 +853,7 @@ class DeviceExecutor:
         status = self._from_device(device_id, payload, Status, "status", "the status")
         if status is None:
             return
+        self._last_status = asyncio.get_running_loop().time()
         refusal = self.trust.refusal(device_id, status.labels)
         if refusal is not None:
             if device_id not in self._ignored:

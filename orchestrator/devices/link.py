@@ -288,6 +288,21 @@ class Link:
                 )
             except aiomqtt.MqttError as exc:
                 self._last_error = str(exc)
+                if (
+                    connection is None
+                    and isinstance(exc.__context__, ConnectionRefusedError)
+                    and self._first is not None
+                    and not self._first.done()
+                ):
+                    # Nothing listens there: waiting out the connect timeout in silence
+                    # helps nobody (a broker that is restarting is a reconnect, not this).
+                    self._fatal = BrokerConnectionError(
+                        f"cannot connect to {self.settings.url}: connection refused "
+                        "(nothing listens there: is the broker running, and is the port right?)"
+                    )
+                    self._first.set_exception(self._fatal)
+                    self._connected.set()
+                    return
                 if connection is not None:
                     _log.warning("lost the connection to %s: %s; reconnecting", self.settings.url, exc)
                 else:

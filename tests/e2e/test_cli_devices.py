@@ -232,3 +232,74 @@ def test_device_options_need_a_broker_and_exist_on_ask_and_tsg_run() -> None:
     for command in (["ask"], ["tsg", "run"]):
         helped = cli(*command, "--help")
         assert helped.returncode == 0 and "--device-label" in helped.stdout and "--device " in helped.stdout
+
+
+AGENT_TOOLS = "tests/orchestrator/devices/agent_tools.py"
+DEVICE_ONLY = """\
+name: device-only
+steps:
+  - id: mark
+    tool: work
+    target: any-device
+    args: {seconds: SECONDS}
+outputs:
+  pid: ${{ steps.mark.output.pid }}
+"""
+
+
+def test_a_workflow_of_device_only_tools_validates_and_runs_against_the_fleet(tmp_path: Path) -> None:
+    """Issue 13 item 1: the orchestrator does not have `work`; the agent's announcement is the contract."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(DEVICE_ONLY.replace("SECONDS", "0.01"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEVICE_ONLY.replace("SECONDS", "'soon'").replace("{seconds", "{journal: 1, seconds"))
+    nowhere = tmp_path / "nowhere.yaml"
+    nowhere.write_text(
+        DEVICE_ONLY.replace("tool: work", "tool: read_file").replace("{seconds: SECONDS}", "{path: x}")
+    )
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "edge-1", "--label", "site=edge", "--tools", AGENT_TOOLS,
+            ready="agent edge-1 online", stream="stderr",
+        ),
+    ):  # fmt: skip
+        without = cli("validate", str(flow))
+        validated = cli("validate", str(flow), "--broker", url)
+        ran = cli("run", str(flow), "--broker", url, "--json", "--no-journal")
+        refused = cli("validate", str(bad), "--broker", url)
+        offered_nowhere = cli("run", str(nowhere), "--broker", url, "--no-journal")
+    assert without.returncode == 1 and "unknown tool 'work'" in without.stdout + without.stderr
+    assert validated.returncode == 0, validated.stderr
+    assert "1 steps, valid" in validated.stdout
+    assert ran.returncode == 0, ran.stderr
+    assert isinstance(outputs_of(ran.stdout)["pid"], int)
+    assert refused.returncode == 1
+    problems = refused.stdout + refused.stderr
+    assert "seconds" in problems and "'soon' is not of type 'number'" in problems, problems
+    assert "journal" in problems and "not of type 'string'" in problems, problems
+    assert offered_nowhere.returncode == 1
+    assert "step 'mark': no live device offers tool 'read_file'" in offered_nowhere.stderr
+    assert "edge-1 (work)" in offered_nowhere.stderr and "nowhere.yaml:3:" in offered_nowhere.stderr
+
+
+def test_a_refused_broker_connection_fails_fast_and_says_so(tmp_path: Path) -> None:
+    """Issue 17 item 9: nothing listening used to cost a silent 10 s."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(DEVICE_ONLY.replace("SECONDS", "0.01"))
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    proc = cli("validate", str(flow), "--broker", url)
+    assert proc.returncode == 1
+    assert "connection refused" in proc.stderr and "is the broker running" in proc.stderr, proc.stderr
+    assert "within" not in proc.stderr  # not the connect timeout's message: it did not wait
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="the warning differs when Mosquitto is missing")
+def test_broker_kind_amqtt_does_not_claim_mosquitto_is_missing() -> None:
+    """Issue 17 item 9: `broker --kind amqtt` warned "Mosquitto is not installed" when it is."""
+    from orchestrator.devices.broker import amqtt_warning
+
+    assert "Mosquitto is not installed" not in amqtt_warning()
+    assert "--kind amqtt" in amqtt_warning() and "development only" in amqtt_warning()
