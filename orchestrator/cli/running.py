@@ -43,7 +43,10 @@ from .devices import (
     DeviceOption,
     LocalAgentsOption,
     LocalLabelOption,
+    check_fleet,
     device_executor,
+    learn_fleet,
+    with_fleet,
 )
 from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 from .workflows import print_warnings
@@ -86,6 +89,14 @@ def run(
     RUN_ID` continues it without repeating finished steps.
     """
     registry = registry_for(tools)
+    # With a broker, the tools the live devices announce are the contract for device steps.
+    fleet = (
+        learn_fleet(broker, devices=device, device_labels=device_label)
+        if broker and not local_agents
+        else None
+    )
+    if fleet is not None:
+        registry = with_fleet(registry, fleet)
     workflow = load_flow(flow, registry)
     print_warnings(workflow)
     try:
@@ -94,6 +105,8 @@ def run(
     except WorkflowFileError as exc:
         print_problems(exc)
         fail(f"{flow}: {exc.problems[0].message if exc.problems else exc}")
+    if fleet is not None:
+        check_fleet(str(flow), graph.tasks.values(), registry, fleet, workflow.line_of)
     view = None if json_lines else ProgressView(out)
 
     remote = sorted(task.id for task in graph.tasks.values() if not task.is_local)

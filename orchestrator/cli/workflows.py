@@ -11,8 +11,11 @@ import typer
 
 from ..terminal_text import escape_control, escape_for_terminal
 from .common import FlowArgument, ToolsOption, err, fail, load_flow, out, registry_for
+from .device_options import BrokerOption, DeviceLabelOption, DeviceOption
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from planners import Problem, Workflow
 
 __all__ = ["print_warnings", "register"]
@@ -29,14 +32,17 @@ def validate(
     flow: FlowArgument,
     tools: ToolsOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")] = False,
+    broker: BrokerOption = None,
+    device: DeviceOption = None,
+    device_label: DeviceLabelOption = None,
 ) -> None:
     """Check a workflow without running it; print every problem, not just the first.
 
     Warnings (an expression pasted into a `sh -c` script or an SQL query) are printed on
-    stderr and do not fail the check unless --strict.
+    stderr and do not fail the check unless --strict. With --broker, device steps are
+    checked against the tools the live devices announce.
     """
-    registry = registry_for(tools)
-    workflow = load_flow(flow, registry)
+    workflow = _load_with_fleet(flow, tools, broker, device, device_label)
     warnings = print_warnings(workflow)
     if warnings and strict:
         fail(f"{flow}: {len(warnings)} warning(s) (--strict)")
@@ -45,6 +51,28 @@ def validate(
         f"[green]✔[/] {escape_for_terminal(str(flow))}: {len(workflow.steps)} steps, valid{noted}",
         highlight=False,
     )
+
+
+def _load_with_fleet(
+    flow: Path,
+    tools: list[str] | None,
+    broker: str | None,
+    device: list[str] | None,
+    labels: list[str] | None,
+) -> Workflow:
+    """Load and check ``flow``; with a broker, against the tools the live fleet offers too."""
+    registry = registry_for(tools)
+    if not broker:
+        if device or labels:
+            fail("--device and --device-label pick devices: pass --broker URL too", code=2)
+        return load_flow(flow, registry)
+    from .devices import check_fleet, learn_fleet, with_fleet
+
+    fleet = learn_fleet(broker, devices=device, device_labels=labels)
+    registry = with_fleet(registry, fleet)
+    workflow = load_flow(flow, registry)
+    check_fleet(str(flow), workflow.to_graph().tasks.values(), registry, fleet, workflow.line_of)
+    return workflow
 
 
 def print_warnings(workflow: Workflow) -> list[Problem]:
@@ -59,11 +87,12 @@ def graph(
     flow: FlowArgument,
     format_: Annotated[str, typer.Option("--format", "-f", help="mermaid, dot or json.")] = "mermaid",
     tools: ToolsOption = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Print the workflow's dependency graph (Mermaid, Graphviz DOT or JSON)."""
     if format_ not in ("mermaid", "dot", "json"):
         fail(f"--format must be mermaid, dot or json, not {format_!r}", code=2)
-    workflow = load_flow(flow, registry_for(tools))
+    workflow = _load_with_fleet(flow, tools, broker, None, None)
     task_graph = workflow.to_graph()
     from ..export import to_dot, to_json, to_mermaid
 
