@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 
@@ -64,8 +64,9 @@ class PostgresBackend:
     def error(self, exc: BaseException, doing: str = "") -> JournalError:
         """A ``JournalError`` naming the database (never its password) for a psycopg error."""
         text = str(exc).strip()
-        if self._secret:
-            text = text.replace(self._secret, "***")
+        if self._secret:  # as written in the URL, and percent-decoded
+            for secret in {self._secret, unquote(self._secret)}:
+                text = text.replace(secret, "***")
         return JournalError(f"{self.where}: {doing + ': ' if doing else ''}{text}")
 
     def connect(self, *, create: bool = True) -> psycopg.Connection[Any]:
