@@ -44,6 +44,7 @@ from .link import Link
 from .protocol import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_NAMESPACE,
+    PROTOCOL_REVISION,
     Accepted,
     Cancel,
     Capability,
@@ -308,6 +309,7 @@ class DeviceAgent:
             heartbeat_interval=self.heartbeat_interval,
             reason=reason,
             sent_at=time.time(),
+            revision=PROTOCOL_REVISION,
         )
 
     async def _announce(self) -> None:

@@ -58,8 +58,9 @@ __all__ = [
 
 PROTOCOL_VERSION: Literal[1] = 1
 #: Features added within version 1 as optional fields, which older peers ignore:
-#: ``Capability.read_only``, ``Ping.id``/``keys`` and the ``Heartbeat.ping``/``seen`` echo.
-PROTOCOL_REVISION = "1.1"
+#: ``Capability.read_only``, ``Ping.id``/``keys`` and the ``Heartbeat.ping``/``seen`` echo
+#: (1.1); ``Status.revision`` (1.2), so ``stepweave devices`` can show what each agent speaks.
+PROTOCOL_REVISION = "1.2"
 DEFAULT_NAMESPACE = "stepweave"
 #: Largest payload either side sends or accepts (1 MiB); amqtt enforces no limit at all.
 DEFAULT_MAX_PAYLOAD = 1 << 20
@@ -128,6 +129,8 @@ class Status(_Message):
     #: published its last will: its connection died, or the broker itself is stopping).
     reason: Literal["", "shutdown", "will"] = ""
     sent_at: float = 0.0
+    #: The protocol revision the agent speaks (1.2 and later; older agents omit it).
+    revision: str = ""
 
 
 class Heartbeat(_Message):

@@ -68,6 +68,8 @@ class DeviceInfo:
     read_only_tools: tuple[str, ...] = ()
     #: It answered a ping or a request: it gets more than one task at a time.
     proven: bool = False
+    #: The protocol revision it announces ("1.0/1.1" for agents older than 1.2).
+    protocol: str = "1.0/1.1"
 
 
 class _Device:
@@ -161,6 +163,7 @@ class _Device:
             last_seen=self.last_seen,
             read_only_tools=tuple(name for name, c in self.capabilities.items() if c.read_only),
             proven=self.proven,
+            protocol=self.status.revision or "1.0/1.1",
         )
 
 
