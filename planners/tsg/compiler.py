@@ -65,7 +65,10 @@ def _condition(text: str, line: int) -> Condition:
     if clause is not None:
         return clause[0]
     cleaned = re.sub(r"^(?:only use this option if|only if|otherwise,?)\s*", "", text.strip(), flags=re.I)
-    return Condition(cleaned.rstrip(".:"), line, find_test(cleaned))
+    inner = re.search(r"\b(?:if|when|unless)\s+([^,.;]{4,})", cleaned, re.I)
+    if inner is not None and not cleaned.lower().startswith(("the problem is", "the diagnosis")):
+        cleaned = inner.group(1)  # "You can also try X if the pivot is stuck" → the pivot is stuck
+    return Condition(cleaned.strip().rstrip(".:"), line, find_test(cleaned))
 
 
 class _Compiler:
@@ -229,8 +232,13 @@ class _Compiler:
         key = (edge.src, base)
         if key in self.judges:
             return self.judges[key]
-        line = self.plan.node(edge.src).last if edge.src != START else 0
+        line = self.plan.node(edge.src).last if edge.src != START else self.plan.node(edge.dst).first
         condition = _condition(base, line)
+        for code in re.findall(r"`([^`]+)`", base):  # "If `ceph status` is not HEALTH_OK": that step's output
+            named = [s for s in self.steps if s.command is not None and s.command.text.startswith(code)]
+            if named:
+                evidence = named[-1].id
+                break
         args: dict[str, Any] = {"condition": literal(condition.text), "guide_line": condition.line}
         if evidence is not None:
             args["evidence"] = f"${{{{ steps.{evidence}.output }}}}"
@@ -358,6 +366,7 @@ class _Compiler:
             self.first[node.id], self.last[node.id] = ids[0], ids[-1]
         self.connect(inside)
         self.parallel_checks()
+        self.steps = _topological(self.steps)
 
     def connect(self, inside: dict[str, str]) -> None:
         incoming: dict[str, list[PlanEdge]] = {}
@@ -469,6 +478,24 @@ class _Compiler:
         for step in self.steps:  # whatever came after the last check waits for all of them
             if lasts[-1] in step.needs and step.id not in lasts and step.kind != "judge":
                 step.needs = [*step.needs, *[x for x in lasts if x not in step.needs]]
+
+
+def _topological(steps: list[CompiledStep]) -> list[CompiledStep]:
+    """Steps in dependency order, otherwise in the order they were made (the guide's)."""
+    placed: set[str] = set()
+    ordered: list[CompiledStep] = []
+    remaining = list(steps)
+    while remaining:
+        for index, step in enumerate(remaining):
+            if all(n in placed for n in step.needs):
+                ordered.append(step)
+                placed.add(step.id)
+                del remaining[index]
+                break
+        else:  # a cycle cannot happen (edges only go forward); keep everything anyway
+            ordered.extend(remaining)
+            break
+    return ordered
 
 
 def compile_guide(guide: Guide, plan: Plan | None = None) -> CompiledGuide:

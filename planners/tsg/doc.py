@@ -76,7 +76,7 @@ def _trim(lines: list[str], first: int, last: int) -> int:
 def _clean(text: str) -> str:
     text = _LINK.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
     text = re.sub(r"\*\*|__", "", text)
-    return text
+    return re.sub(r"\\([\\`*_{}\[\]()#+\-.!<>])", r"\1", text)  # Markdown escapes: HEALTH\_OK
 
 
 def _sentences(raw_lines: list[str], first: int) -> list[Sentence]:

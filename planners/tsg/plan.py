@@ -382,8 +382,10 @@ def _is_condition(sentence: str) -> bool:
 
 
 def _condition_text(sentence: str) -> str:
+    """The sentence stating a condition, as written (inline code kept: it names the evidence)."""
     text = re.sub(r"^(?:>\s*)?(?:note:\s*)", "", sentence.strip(), flags=re.I)
-    return _first_sentence(text, 120)
+    text = re.sub(r"\s+", " ", text).strip().rstrip(":")
+    return text if len(text) <= 160 else text[:159].rstrip() + "…"
 
 
 class _Reader:
@@ -423,6 +425,8 @@ class _Reader:
         codes = [b.first for blk in node.blocks for b in blk.walk() if b.kind == "code" and _code_lines(b)]
         before = [s for s in sentences if not codes or s.line < min(codes)]
         head = [s.text for s in before[:2]]  # an entry condition comes before the step's commands
+        if codes and head and re.search(r"\b(?:results?|output|returns?|get back|you see)\b", head[0], re.I):
+            head = []  # "If you get no results, that's good": it reads the step's own output
         if _COND_TITLE.match(node.title) and re.match(r"^(?:if|when|in case)\b", node.title, re.I):
             node.cond = node.title
         elif (head and _is_condition(head[0])) or (

@@ -33,7 +33,7 @@ async def test_a_measurable_condition_needs_nobody() -> None:
     assert (verdict.holds, verdict.by) == (True, "test")
 
 
-async def test_prose_goes_to_the_operator_then_to_yes_then_fails() -> None:
+async def test_prose_goes_to_the_operator_and_is_otherwise_undecided() -> None:
     questions: list[str] = []
 
     async def operator(question: str) -> bool | None:
@@ -49,10 +49,13 @@ async def test_prose_goes_to_the_operator_then_to_yes_then_fails() -> None:
     async def nobody(question: str) -> bool | None:
         return None
 
-    assumed = await ConditionJudge(ask=nobody, assume_yes=True).decide("pods look unhealthy")
-    assert (assumed.holds, assumed.by) == (True, "assumed")
-    with pytest.raises(ToolError, match=r"guide line 7: cannot decide 'pods look unhealthy'.*--llm"):
-        await ConditionJudge(ask=nobody).decide("pods look unhealthy", guide_line=7)
+    # No terminal, no test, no LLM: undecided, which never holds. --yes approves commands;
+    # it has no say here (the judge does not even take it).
+    undecided = await ConditionJudge(ask=nobody).decide("pods look unhealthy", guide_line=7)
+    assert (undecided.holds, undecided.by) == (False, "undecided")
+    assert "skipped" in undecided.reason
+    with pytest.raises(TypeError):
+        ConditionJudge(ask=nobody, assume_yes=True)  # type: ignore[call-arg]
 
 
 async def test_the_llm_judge_decides_prose_over_real_http() -> None:
