@@ -1,0 +1,117 @@
+"""The ten gold-annotated guides: the plan DAG we extract, scored by the gold set's own scorer.
+
+The guides, gold plan DAGs and ``score.py`` are copies kept in ``data/tsg-gold`` (see its
+README for attribution), so this runs on a clean checkout. Compiling is in-process (one
+CLI run checks ``--format plandag`` itself). The targets are the issue's, micro-averaged.
+``benchmarks/tsg_gold.py`` prints the same table with the naive baseline beside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from planners.tsg import compile_guide, load_guide
+from planners.tsg.plan import build_plan
+
+GOLD = Path(__file__).parent / "data" / "tsg-gold"
+GUIDES = sorted(p.stem for p in (GOLD / "guides").glob("*.md"))
+
+
+def _scorer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tsg_gold_score", GOLD / "score.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    scorer = _scorer()
+    out = tmp_path_factory.mktemp("plandag")
+    per: dict[str, dict[str, Any]] = {}
+    total: dict[str, int] = {}
+    for name in GUIDES:
+        guide = GOLD / "guides" / f"{name}.md"
+        plan = build_plan(guide.read_text(encoding="utf-8"), str(guide))
+        (out / f"{name}.json").write_text(json.dumps(plan.as_plandag()), encoding="utf-8")
+        counts = scorer.score(GOLD / "gold" / f"{name}.json", out / f"{name}.json")
+        per[name] = scorer.metrics(counts)
+        for key, value in counts.items():
+            if key != "unsafe_list":
+                total[key] = total.get(key, 0) + value
+    return {"guides": per, "total": scorer.metrics(total)}
+
+
+def test_ten_guides_meet_the_targets(scores: dict[str, Any]) -> None:
+    total = scores["total"]
+    assert total["node_f1"] >= 0.90
+    assert total["edge_f1"] >= 0.90
+    assert total["cond_r"] >= 0.80
+    assert total["cmd_p"] >= 0.90 and total["cmd_r"] >= 0.90
+    assert total["mut_acc"] >= 0.97
+    assert total["where_acc"] >= 0.90
+    assert total["unsafe"] == 0
+
+
+@pytest.mark.parametrize("name", GUIDES)
+def test_no_guide_falls_far_behind(name: str, scores: dict[str, Any]) -> None:
+    row = scores["guides"][name]
+    assert row["node_f1"] >= 0.95, row
+    assert row["edge_f1"] >= 0.75, row
+    assert row["unsafe"] == 0, row
+
+
+def test_plandag_from_the_cli_is_the_plan(tmp_path: Path) -> None:
+    guide = GOLD / "guides" / "gitlab_sidekiq_stats_missing.md"
+    target = tmp_path / "plan.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "tsg",
+            "compile",
+            str(guide),
+            "--format",
+            "plandag",
+            "-o",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(target.read_text())
+    names = [n["node"] for n in data["nodes"]]
+    assert names[0] == "start" and names[-1] == "end"
+    steps = [n for n in data["nodes"] if n["node"] not in ("start", "end")]
+    assert all(n["lines"][0] <= n["lines"][1] and n["kind"] for n in steps)
+    start = next(n for n in steps if any(c["text"] == "sudo sv start gitlab-monitor" for c in n["commands"]))
+    assert start["kind"] == "remedy" and start["commands"][0] == {
+        "line": 61,
+        "text": "sudo sv start gitlab-monitor",
+        "mutating": True,
+        "where": "node",
+    }
+    assert {g["remedy"] for g in data["gates"]} >= {start["node"]}
+    assert all("condition" in e for n in data["nodes"] for e in n["output_edges"])
+
+
+def test_a_remedy_is_never_reachable_without_its_diagnosis() -> None:
+    """--yes approves commands; the workflow still reaches a remedy only through its judged condition."""
+    compiled = compile_guide(load_guide(GOLD / "guides" / "gitlab_sidekiq_stats_missing.md"))
+    for text in ("sudo sv start gitlab-monitor", "sudo chef-client"):
+        step = next(s for s in compiled.steps if s.args.get("command") == text)
+        # typed on the node ("On the master node, run:"): shown to the operator, never run here
+        assert step.kind == "manual" and "on the node" in step.args["instruction"]
+        judges = [g for g, negated in step.gates if not negated]
+        assert judges and compiled.step(judges[0]).kind == "judge"
