@@ -235,7 +235,11 @@ class _Compiler:
         line = self.plan.node(edge.src).last if edge.src != START else self.plan.node(edge.dst).first
         condition = _condition(base, line)
         for code in re.findall(r"`([^`]+)`", base):  # "If `ceph status` is not HEALTH_OK": that step's output
-            named = [s for s in self.steps if s.command is not None and s.command.text.startswith(code)]
+            named = [
+                s
+                for s in self.steps
+                if s.command is not None and s.command.text.startswith(code) and s.line <= line
+            ]
             if named:
                 evidence = named[-1].id
                 break

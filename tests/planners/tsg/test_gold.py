@@ -115,3 +115,11 @@ def test_a_remedy_is_never_reachable_without_its_diagnosis() -> None:
         assert step.kind == "manual" and "on the node" in step.args["instruction"]
         judges = [g for g, negated in step.gates if not negated]
         assert judges and compiled.step(judges[0]).kind == "judge"
+
+
+@pytest.mark.parametrize("name", GUIDES)
+def test_every_gold_guide_compiles_to_a_valid_workflow(name: str) -> None:
+    compiled = compile_guide(load_guide(GOLD / "guides" / f"{name}.md"))
+    assert compiled.waves()  # dependency order, no cycle
+    workflow = compiled.workflow()
+    assert workflow.to_graph() is not None
