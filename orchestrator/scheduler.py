@@ -782,7 +782,9 @@ class Scheduler:
 
     async def _retrying_attempts(self, node: _Node) -> Any:
         task = node.task
-        backoff = task.backoff if task.backoff is not None else self._default_backoff
+        backoff = task.backoff if task.backoff is not None else node.tool.backoff
+        if backoff is None:
+            backoff = self._default_backoff
         retrying = AsyncRetrying(
             stop=stop_after_attempt(node.retries + 1),
             wait=wait_exponential_jitter(multiplier=backoff, max=self._max_backoff, jitter=backoff),

@@ -64,6 +64,8 @@ class Tool:
     idempotent: bool | None = None
     needs_approval: bool = False
     read_only: ReadOnly = False
+    #: Seconds before the first retry (doubling); a task's own ``backoff`` wins.
+    backoff: float | None = None
     _result_adapter: TypeAdapter[Any] | None = field(default=None, repr=False)
 
     @classmethod
@@ -78,6 +80,7 @@ class Tool:
         idempotent: bool | None = None,
         needs_approval: bool = False,
         read_only: ReadOnly = False,
+        backoff: float | None = None,
     ) -> Tool:
         """Build a tool from ``func``'s signature, type hints and docstring."""
         if isinstance(func, Tool):
@@ -93,6 +96,8 @@ class Tool:
             raise ToolDefinitionError(f"tool {tool_name!r}: timeout must be > 0, got {timeout}")
         if retries is not None and retries < 0:
             raise ToolDefinitionError(f"tool {tool_name!r}: retries must be >= 0, got {retries}")
+        if backoff is not None and backoff < 0:
+            raise ToolDefinitionError(f"tool {tool_name!r}: backoff must be >= 0 seconds, got {backoff}")
         summary, param_docs = parse_docstring(inspect.getdoc(func))
         try:
             hints = typing.get_type_hints(func, include_extras=True)
@@ -146,6 +151,7 @@ class Tool:
             idempotent=idempotent,
             needs_approval=needs_approval,
             read_only=read_only,
+            backoff=backoff,
             _result_adapter=adapter,
         )
 
@@ -325,6 +331,7 @@ def tool(
     idempotent: bool | None = None,
     needs_approval: bool = False,
     read_only: ReadOnly = False,
+    backoff: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -339,11 +346,12 @@ def tool(
     idempotent: bool | None = None,
     needs_approval: bool = False,
     read_only: ReadOnly = False,
+    backoff: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; use bare (``@tool``) or with options (``@tool(retries=2)``).
 
-    The options are the tool's default policy; a task's own ``timeout``/``retries``
-    override them. ``read_only`` declares the tool free of side effects (``True``, or a
+    The options are the tool's default policy; a task's own ``timeout``/``retries``/
+    ``backoff`` override them. ``read_only`` declares the tool free of side effects (``True``, or a
     predicate over the arguments); planned runs (``stepweave ask``) ask before any other
     tool runs.
     """
@@ -355,6 +363,7 @@ def tool(
         "idempotent": idempotent,
         "needs_approval": needs_approval,
         "read_only": read_only,
+        "backoff": backoff,
     }
     if func is not None:
         return Tool.from_function(func, **options)
