@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator import ExpressionError, Target, Task, TaskGraph
+from orchestrator import Target, Task, TaskGraph, WorkflowError
 from tools import ToolRegistry
 
 from .references import translate_references
@@ -133,7 +133,7 @@ class PlanAssembler:
                 needs_approval=self._needs_approval(planned.tool, args),
             )
             dependencies = task.dependencies  # compiles the expressions
-        except (ValidationError, ExpressionError) as exc:
+        except (ValidationError, WorkflowError) as exc:  # Task() raises WorkflowError, as do expressions
             detail = _format_validation(exc) if isinstance(exc, ValidationError) else str(exc)
             self._reject(planned.id, f"{where}: {detail}")
             return None
