@@ -11,13 +11,13 @@ import difflib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from tools import ToolRegistry
 
-from .errors import ExpressionError, GraphEditError, GraphValidationError
+from .errors import ExpressionError, GraphEditError, GraphValidationError, WorkflowError
 from .expressions import CompiledValue, Expression, compile_expression, compile_value
 from .output_refs import output_reference_problems
 
@@ -103,6 +103,29 @@ class Task(BaseModel):
 
     _compiled: _Compiled | None = PrivateAttr(default=None)
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
+
+        def __init__(self, **data: Any) -> None:
+            # A WorkflowError that says what to write, not pydantic's report (with a regex).
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise _task_error(exc, data) from None
+
+        @classmethod
+        def model_validate(cls, obj: Any, **options: Any) -> Task:
+            # pydantic calls the __init__ above and wraps its error as a "Value error": unwrap.
+            try:
+                return super().model_validate(obj, **options)
+            except ValidationError as exc:
+                raise _unwrapped(exc) from None
+
+    @field_validator("deps", mode="before")
+    @classmethod
+    def _one_dependency_is_a_list(cls, value: Any) -> Any:
+        # deps="a" means ["a"], not the characters of "a".
+        return [value] if isinstance(value, str) else value
+
     @field_validator("when", "for_each")
     @classmethod
     def _wrap_bare_expression(cls, value: str | None) -> str | None:
@@ -177,6 +200,78 @@ class GraphEdit(BaseModel):
         return not (self.add or self.remove or self.update or self.add_deps or self.remove_deps)
 
 
+#: Field names people bring from workflows and other tools, and what a Task calls them.
+_TASK_ALIASES = {
+    "needs": "deps",
+    "depends_on": "deps",
+    "dependencies": "deps",
+    "if": "when",
+    "condition": "when",
+    "with": "args",
+    "arguments": "args",
+    "uses": "tool",
+    "retry": "retries",
+}
+_ID_RULE = "an id starts with a letter or '_' and has only letters, digits, '_' and '-', e.g. 'fetch_data'"
+_TARGET_RULE = "'local', 'any-device', DeviceTarget(device=...) or LabelsTarget(labels={...})"
+
+
+def _task_error(error: ValidationError, data: Mapping[str, Any]) -> WorkflowError:
+    """One line naming each wrong field of a task and what to write instead."""
+    task_id = data.get("id")
+    head = f"invalid task {task_id!r}" if isinstance(task_id, str) else "invalid task"
+    parts: list[str] = []
+    for item in error.errors(include_url=False):
+        part = _field_problem(item["loc"], item["type"], item["msg"], item["input"])
+        if part not in parts:
+            parts.append(part)
+    return WorkflowError(f"{head}: {'; '.join(parts)}")
+
+
+def _unwrapped(error: ValidationError) -> Exception:
+    """The WorkflowError ``Task.__init__`` raised, if that is all ``error`` holds."""
+    items = error.errors(include_url=False)
+    if len(items) == 1:
+        inner = items[0].get("ctx", {}).get("error")
+        if isinstance(inner, WorkflowError):
+            return inner
+    return error
+
+
+def _field_problem(loc: tuple[int | str, ...], kind: str, message: str, value: Any) -> str:
+    field = str(loc[0]) if loc else ""
+    if kind == "extra_forbidden":
+        alias = _TASK_ALIASES.get(field.lower())
+        hint = f" (did you mean {alias!r}?)" if alias else _did_you_mean(field, Task.model_fields)
+        return f"unknown field {field!r}{hint}; fields: {', '.join(Task.model_fields)}"
+    if kind == "missing":
+        return f"missing {field!r}"
+    if field == "id" and kind == "string_pattern_mismatch":
+        return f"id {value!r} is not a valid id ({_ID_RULE})"
+    if field == "target":
+        return f"target must be {_TARGET_RULE}; got {value!r}"
+    if field == "deps":
+        return f"deps must be a list of task ids, e.g. deps=['fetch']; got {value!r}"
+    where = ".".join(str(part) for part in loc)
+    text = message.replace("Input should be", "must be").removeprefix("Value error, ")
+    shown = (
+        f"; got {value!r}" if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60 else ""
+    )
+    return f"{where}: {text}{shown}" if where else text
+
+
+def _as_task(value: Any, index: int) -> Task:
+    """A task of a graph: a ``Task``, or a mapping of its fields (validated into one)."""
+    if isinstance(value, Task):
+        return value
+    if isinstance(value, Mapping):
+        return Task(**{str(key): item for key, item in value.items()})
+    raise WorkflowError(
+        f"task {index} is of type {type(value).__name__}; a graph takes Task(id=..., tool=..., ...) "
+        "objects or dicts of the same fields"
+    )
+
+
 def _known_deps(task: Task) -> frozenset[str]:
     """Dependencies for structural checks, even if an expression does not compile."""
     try:
@@ -195,11 +290,16 @@ class TaskGraph:
 
     __slots__ = ("_tasks", "name")
 
-    def __init__(self, tasks: Iterable[Task] = (), *, name: str | None = None) -> None:
+    def __init__(self, tasks: Iterable[Task | Mapping[str, Any]] = (), *, name: str | None = None) -> None:
         self.name = name
         self._tasks: dict[str, Task] = {}
         duplicates: list[str] = []
-        for task in tasks:
+        if isinstance(tasks, (Task, Mapping, str, bytes)):
+            raise WorkflowError(
+                f"a graph takes a list of tasks, got one {type(tasks).__name__}: write [task]"
+            )
+        for index, item in enumerate(tasks):
+            task = _as_task(item, index)
             if task.id in self._tasks:
                 duplicates.append(task.id)
             self._tasks[task.id] = task

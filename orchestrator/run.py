@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["GraphSource", "InflightPolicy", "Orchestrator", "Run"]
 
 #: What a run accepts: a graph, a list of tasks, or an async stream of tasks (a planner).
-GraphSource = TaskGraph | Iterable[Task] | AsyncIterable[Task]
+GraphSource = TaskGraph | Iterable[Task | Mapping[str, Any]] | AsyncIterable[Task]
 #: On resume, what to do with a task that was running when the run stopped and is not
 #: idempotent: ``retry`` it, ``fail`` it, or ask a callback (True means retry).
 InflightPolicy = Literal["retry", "fail"] | Callable[[Task], Awaitable[bool]]
