@@ -30,6 +30,7 @@ from .compiled import CompiledGuide, CompiledStep
 from .conditions import Condition, condition_clause, find_test
 from .guide_commands import GuideCommand
 from .literal import literal
+from .placeholders import PLACEHOLDER, input_name
 from .plan import END, START, Plan, PlanEdge, PlanNode, build_plan
 from .steps import Guide
 
@@ -165,10 +166,10 @@ class _Compiler:
         if command.origin == "llm":
             comments.append("proposed by the LLM (--llm) for a prose-only step: review it")
         if command.effect == "session":
+            shown = _template(command)
             args = {
-                "instruction": "Run this yourself (it keeps running or needs a person): "
-                + command.template(),
-                "command": command.template(),
+                "instruction": "Run this yourself (it keeps running or needs a person): " + shown,
+                "command": shown,
                 "guide_line": command.line,
             }
             step = CompiledStep(
@@ -482,6 +483,18 @@ class _Compiler:
         for step in self.steps:  # whatever came after the last check waits for all of them
             if lasts[-1] in step.needs and step.id not in lasts and step.kind != "judge":
                 step.needs = [*step.needs, *[x for x in lasts if x not in step.needs]]
+
+
+def _template(command: Command) -> str:
+    """The command on one line; its inputs as ``${{ inputs.X }}``, the guide's own variables as written."""
+    names = {p.name for p in command.placeholders}
+
+    def reference(match: re.Match[str]) -> str:
+        raw = match.group("braced") or match.group("bare") or match.group("angle")
+        name = input_name(raw)
+        return f"${{{{ inputs.{name} }}}}" if name in names else match.group(0)
+
+    return PLACEHOLDER.sub(reference, literal(re.sub(r"\s+", " ", command.text).strip()))
 
 
 def _topological(steps: list[CompiledStep]) -> list[CompiledStep]:
