@@ -2,7 +2,8 @@
 
 A plan (perhaps written by an LLM from a web page) must not reach the machine's own
 services, the local network or a cloud metadata endpoint through the ``http`` tool. So
-every hop, redirects included, is checked by ``GuardedTransport``: the host name is
+every hop, redirects included, is checked by ``GuardedTransport`` (``_http_transport``,
+which imports httpx only when a request is made): the host name is
 resolved once, every address it resolves to must be public (or allowed), and the
 connection goes to the address that was checked, never to a second lookup, so a DNS
 answer that changes between the check and the connection ("DNS rebinding") cannot slip
@@ -15,16 +16,12 @@ The operator (not the workflow) widens this with ``$STEPWEAVE_HTTP_ALLOW``: host
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import re
-import socket
 from dataclasses import dataclass
 
-import httpx
-
-__all__ = ["HTTP_ALLOW_ENV", "GuardedTransport", "HttpAllowList", "TargetRefused", "address_refusal"]
+__all__ = ["HTTP_ALLOW_ENV", "HttpAllowList", "TargetRefused", "address_refusal"]
 
 #: Environment variable listing the non-public hosts and networks ``http`` may reach.
 HTTP_ALLOW_ENV = "STEPWEAVE_HTTP_ALLOW"
@@ -40,7 +37,6 @@ _NOT_PUBLIC: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
     ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
 )
-_NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 
@@ -129,64 +125,3 @@ class HttpAllowList:
         if inner is not None:
             candidates.append(inner)
         return any(a.version == n.version and a in n for a in candidates for n in self.networks)
-
-
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    addresses: list[IPAddress] = []
-    for _family, _type, _proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that connects only to checked addresses (see the module docstring)."""
-
-    def __init__(self, allow: HttpAllowList, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.allow = allow
-        # No keep-alive: a pooled TLS connection, made for one host name, would otherwise
-        # carry a redirect to another name that resolves to the same address, unverified.
-        self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(limits=_NO_KEEPALIVE)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            addresses = await _resolve(host, port)
-        except (OSError, UnicodeError) as exc:  # socket.gaierror is an OSError
-            raise httpx.ConnectError(f"cannot resolve host {host!r}: {exc}", request=request) from exc
-        if not self.allow.allows_host(host):
-            # Connect only to the addresses that pass; refuse when none does.
-            refusals = [(a, address_refusal(a)) for a in addresses]
-            passed = [a for a, reason in refusals if reason is None or self.allow.allows_address(a)]
-            if not passed:
-                address, reason = refusals[0]
-                shown = host if host == str(address) else f"{host} ({address})"
-                raise TargetRefused(
-                    f"refused to connect to {shown} for {url}: {reason}, not a public one; "
-                    f"the operator can allow it in ${HTTP_ALLOW_ENV} (host names, addresses "
-                    "or networks, e.g. 127.0.0.1)"
-                )
-            addresses = passed
-        last_error: httpx.ConnectError | None = None
-        for address in addresses:  # in the resolver's order, like a plain connect
-            pinned = httpx.Request(
-                request.method,
-                url.copy_with(host=str(address)),
-                headers=request.headers,  # keeps Host: the name, not the address
-                stream=request.stream,
-                extensions={**request.extensions, "sni_hostname": host},
-            )
-            try:
-                return await self.inner.handle_async_request(pinned)
-            except httpx.ConnectError as exc:
-                last_error = exc
-        assert last_error is not None, "getaddrinfo returns at least one address"
-        raise last_error
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -288,3 +290,14 @@ async def test_tls_is_verified_against_the_name_not_the_checked_address(
     assert result.body == {"host": f"localhost:{port}"}
     with pytest.raises(ToolError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         await http.invoke({"url": f"https://127.0.0.1:{port}/host"})
+
+
+def test_httpx_is_imported_by_the_first_request_not_with_the_tools() -> None:
+    # `stepweave validate` loads every built-in tool; httpx was a fifth of its start-up.
+    code = (
+        "import sys, tools.builtin, planners.workflow; print(sorted(m for m in sys.modules if 'httpx' in m))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]"
