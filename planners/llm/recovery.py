@@ -77,7 +77,7 @@ class Recovery:
         )
         call = PlanCall(
             self._caller,
-            JsonRequest("replan", messages, "plan", plan_schema(tools)),
+            JsonRequest("replan", messages, "plan", plan_schema(tools, allow_empty=True)),
             PlanAssembler(
                 tools,
                 existing=existing,

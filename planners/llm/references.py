@@ -23,8 +23,13 @@ _REFERENCE = re.compile(
     r"\$\{(?P<braced>t[0-9]+)" + _PATH.replace("path", "bpath") + r"\}"
     r"|\$(?P<bare>t[0-9]+)(?![A-Za-z0-9_])" + _PATH
 )
-#: A whole-value reference, as a JSON Schema pattern (for constrained decoding).
-REFERENCE_PATTERN = r"^\$\{?t[0-9]+(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*\}?$"
+#: A whole-value reference, as a JSON Schema pattern (for constrained decoding). Written
+#: with character classes, never backslash escapes: llama.cpp's grammar compiler knows no
+#: ``\$`` or ``\.`` (it fails to parse the grammar and its server crashed on it), and
+#: every grammar compiler reads ``[$]`` alike. Index paths (``$t1[0]``) are left out of the
+#: pattern for the same reason (``[`` cannot be written without an escape); the translator
+#: still accepts them where the model writes free text.
+REFERENCE_PATTERN = r"^[$][{]?t[0-9]+([.][A-Za-z_][A-Za-z0-9_]*)*[}]?$"
 
 
 def _expression(match: re.Match[str]) -> str:

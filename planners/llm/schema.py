@@ -157,14 +157,21 @@ def _task_variant(tool: Tool, defs: dict[str, Any]) -> dict[str, Any]:
     return variant
 
 
-def plan_schema(tools: ToolRegistry) -> dict[str, Any]:
-    """The JSON Schema of a plan over ``tools``: ``{"tasks": [ ...one variant per tool... ]}``."""
+def plan_schema(tools: ToolRegistry, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a plan over ``tools``: ``{"tasks": [ ...one variant per tool... ]}``.
+
+    A plan needs a task (``minItems: 1``), as the validator says; only a replan after a
+    failure may be empty (``allow_empty``: "nothing can route around it").
+    """
     defs: dict[str, Any] = {}
     variants = [_task_variant(tool, defs) for tool in tools]
     items: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    tasks: dict[str, Any] = {"type": "array", "items": items}
+    if not allow_empty:
+        tasks["minItems"] = 1
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {"tasks": {"type": "array", "items": items}},
+        "properties": {"tasks": tasks},
         "required": ["tasks"],
         "additionalProperties": False,
     }

@@ -48,10 +48,12 @@ def test_one_variant_per_tool_with_its_argument_shapes(orchestrator: Orchestrato
 
 
 def test_the_reference_pattern_matches_what_the_translator_reads() -> None:
+    # Index paths ($t1[0]) are not in the grammar's pattern: "[" needs an escape there
+    # (see test_grammar.py); the translator still reads them.
     pattern = re.compile(REFERENCE_PATTERN)
-    for good in ("$t1", "$t12.items[0].name", "${t3}", "${t3.x}"):
+    for good in ("$t1", "$t12.items.name", "${t3}", "${t3.x}"):
         assert pattern.match(good), good
-    for bad in ("$x", "t1", "$t1 and more", "$1"):
+    for bad in ("$x", "t1", "$t1 and more", "$1", "$t1.", "${t1.x.}"):
         assert not pattern.match(bad), bad
 
 
