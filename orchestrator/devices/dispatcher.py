@@ -415,6 +415,15 @@ class DeviceExecutor:
         await self._known_devices_answered(deadline - loop.time())
         return self.devices
 
+    async def wait_for_change(self, within: float) -> bool:
+        """Wait (at most ``within`` s) until a device comes, goes or changes; whether one did."""
+        try:
+            async with asyncio.timeout(max(within, 0.0)):
+                await self._change.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def _known_devices_answered(self, within: float) -> None:
         """Wait (at most ``within`` s) until every device announced online has answered us."""
 

@@ -303,3 +303,69 @@ def test_broker_kind_amqtt_does_not_claim_mosquitto_is_missing() -> None:
 
     assert "Mosquitto is not installed" not in amqtt_warning()
     assert "--kind amqtt" in amqtt_warning() and "development only" in amqtt_warning()
+
+
+def wait_for_text(path: Path, process: subprocess.Popen[str], text: str, within: float = 30) -> str:
+    """The file's content once it holds ``text`` (the process must keep running meanwhile)."""
+    deadline = time.monotonic() + within
+    while text not in (content := path.read_text()):
+        assert process.poll() is None, f"exited {process.returncode}: {content}"
+        assert time.monotonic() < deadline, f"no {text!r} within {within} s: {content}"
+        time.sleep(0.05)
+    return content
+
+
+def test_devices_lists_the_fleet_and_watch_follows_it(tmp_path: Path) -> None:
+    """Issue 13 item 2: `stepweave devices` (table, --json, --watch --json) against real agents."""
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    watched = tmp_path / "watch.jsonl"
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "lab-1", "--label", "site=lab", "--tools", TOOLS,
+            ready="agent lab-1 online", stream="stderr",
+        ),
+    ):  # fmt: skip
+        with background(
+            "agent", "--broker", url, "--id", "edge-1", "--label", "site=edge", "--max-concurrency", "2",
+            "--tools", AGENT_TOOLS, ready="agent edge-1 online", stream="stderr",
+        ):  # fmt: skip
+            table = cli("devices", "--broker", url)
+            listed = cli("devices", "--broker", url, "--json")
+            pinned = cli("devices", "--broker", url, "--json", "--device-label", "site=edge")
+            with watched.open("w") as sink:
+                watch = subprocess.Popen(
+                    [*stepweave_command(), "devices", "--broker", url, "--json", "--watch"],
+                    cwd=ROOT, stdout=sink, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                )  # fmt: skip
+            try:
+                wait_for_text(watched, watch, '"id": "lab-1"')
+                # Leaving the block stops edge-1: the watch reports it lost.
+            except BaseException:
+                watch.kill()
+                raise
+        try:
+            seen = wait_for_text(watched, watch, '"state": "lost"')
+        finally:
+            os.killpg(watch.pid, signal.SIGINT)
+            watch.wait(timeout=20)
+    assert table.returncode == 0, table.stderr
+    assert "lab-1" in table.stdout and "site=lab" in table.stdout and "health_check" in table.stdout
+    assert "edge-1" in table.stdout and "2 of 2 alive" in table.stdout
+    assert listed.returncode == 0, listed.stderr
+    records = {r["id"]: r for r in json_lines(listed.stdout)}
+    assert set(records) == {"lab-1", "edge-1"}
+    edge = records["edge-1"]
+    assert edge["state"] == "alive" and edge["labels"] == {"site": "edge"} and edge["tools"] == ["work"]
+    assert edge["max_concurrency"] == 2 and edge["in_flight"] == 0 and edge["load"] == 0
+    assert edge["protocol"] == "1.2" and edge["seconds_since_heartbeat"] < 10
+    assert [r["id"] for r in json_lines(pinned.stdout)] == ["edge-1"]
+    updates = [r for r in json_lines(seen) if r["id"] == "edge-1"]
+    assert [r["state"] for r in updates] == ["alive", "lost"]
+    assert watch.returncode == 130
+
+
+def test_devices_needs_a_broker() -> None:
+    proc = cli("devices")
+    assert proc.returncode == 2 and "no broker" in proc.stderr
