@@ -50,6 +50,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "devices",
         "Run an MQTT broker in the foreground: Mosquitto when installed, else the development amqtt.",
     ),
+    "devices": LazyCommand(
+        "fleet",
+        "List the live fleet on a broker: id, labels, tools, load, in-flight tasks, last heartbeat, protocol.",
+    ),
     "resume": LazyCommand("runs", "Continue a run that crashed, failed or was cancelled, from its journal."),
     "report": LazyCommand(
         "runs", "Write the HTML report of a journaled run (a past run, or one that crashed)."
