@@ -107,11 +107,33 @@ def _llm_config(llm: bool, model: str | None) -> LLMConfig | None:
         fail(f"--llm: {exc}", code=2)
 
 
-def _compile(path: Path, config: LLMConfig | None = None) -> CompiledGuide:
+PlanOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        help="A reviewed PlanDAG of this guide (from --format plandag): its steps, edges and conditions "
+        "are used instead of reading them again. Commands still come from the guide.",
+    ),
+]
+
+
+def _compile(path: Path, config: LLMConfig | None = None, plan_path: Path | None = None) -> CompiledGuide:
     try:
         guide = load_guide(path)
     except GuideError as exc:
         fail(str(exc))
+    if plan_path is not None:
+        from planners.tsg.plan import PlanError, plan_from_plandag
+
+        try:
+            data = json.loads(plan_path.read_text(encoding="utf-8"))
+            plan = plan_from_plandag(data, "\n".join(guide.lines), str(path))
+        except (OSError, ValueError) as exc:
+            problems = exc.problems if isinstance(exc, PlanError) else [str(exc)]
+            for problem in problems:
+                err.print(escape_control(f"{plan_path}: {problem}"), highlight=False, markup=False)
+            fail(f"--plan {plan_path}: cannot be used with {path}")
+        return compile_guide(guide, plan)
     if config is not None:
         try:
             changes = asyncio.run(
@@ -137,13 +159,14 @@ def compile_command(
             help="yaml: the workflow (default); plandag: StepFly's PlanDAG JSON with line provenance.",
         ),
     ] = "yaml",
+    plan: PlanOption = None,
     llm: LLMOption = False,
     model: ModelOption = None,
 ) -> None:
     """Compile a guide into a workflow YAML file whose comments point back to the guide's lines."""
     if format_ not in ("yaml", "plandag"):
         fail(f"--format {format_!r}: use yaml or plandag", code=2)
-    compiled = _compile(guide, _llm_config(llm, model))
+    compiled = _compile(guide, _llm_config(llm, model), plan)
     text = compiled.to_yaml() if format_ == "yaml" else json.dumps(compiled.plandag(), indent=1) + "\n"
     try:
         compiled.workflow()
@@ -360,6 +383,7 @@ def run(
     ] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report here.")] = None,
     tools: ToolsOption = None,
+    plan: PlanOption = None,
     llm: LLMOption = False,
     model: ModelOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print the event stream as JSON Lines.")] = False,
@@ -380,7 +404,7 @@ def run(
     at the operator's terminal.
     """
     config = _llm_config(llm, model)
-    compiled = _compile(guide, config)
+    compiled = _compile(guide, config, plan)
     values = _overrides(compiled, parse_sets(set_), _incident_values(incident))
     refused = compiled.unsafe_values(values)  # --set and alert labels are untrusted text
     if refused:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from markdown_it.token import Token
 
-from .markdown import _PARSER, _front_matter
+from .markdown import _PARSER, _front_matter, unwrap_plugins
 
 __all__ = ["Blk", "Sec", "Sentence", "parse_doc"]
 
@@ -190,7 +190,7 @@ class _Builder:
 
 def parse_doc(text: str) -> tuple[Sec, list[str]]:
     """The section tree (root level 0) and the guide's lines; front matter is blank lines."""
-    lines, _ = _front_matter(text.splitlines())
+    lines, _ = _front_matter(unwrap_plugins(text.splitlines()))
     tokens = _PARSER.parse("\n".join(lines))
     builder = _Builder(tokens, lines)
     root = Sec("", 0, 1, len(lines), builder.blocks_until(None))

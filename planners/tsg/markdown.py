@@ -235,9 +235,46 @@ class _Builder:
         return None  # html blocks, rules: no steps in them
 
 
+_PLUGIN_OPEN = re.compile(r"^(\s*)<PLUGIN_(\d+)>\s*$")
+_PLUGIN_CLOSE = re.compile(r"^(\s*)</PLUGIN_(\d+)>\s*$")
+_PLUGIN_PARAM = re.compile(r"(?<![{$\w])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
+def unwrap_plugins(lines: list[str]) -> list[str]:
+    """StepFly's ``<PLUGIN_N>`` … ``</PLUGIN_N>`` blocks as fenced code (SQL, or KQL), line for line.
+
+    Their ``{param}`` placeholders become ``${param}``, the form every other block uses (SQL
+    placeholders then become bound parameters, never pasted into the query text).
+    """
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        opening = _PLUGIN_OPEN.match(lines[index])
+        if opening is None:
+            out.append(lines[index])
+            index += 1
+            continue
+        end = next(
+            (j for j in range(index + 1, len(lines)) if _PLUGIN_CLOSE.match(lines[j])),
+            None,
+        )
+        if end is None:
+            out.append(lines[index])
+            index += 1
+            continue
+        body = lines[index + 1 : end]
+        first = next((b.strip() for b in body if b.strip()), "")
+        sql = re.match(r"(?i)^(?:with|select|insert|update|delete|explain|show)\b", first) is not None
+        out.append(opening.group(1) + "```" + ("sql" if sql else "kql"))
+        out.extend(_PLUGIN_PARAM.sub(lambda m: "${" + m.group(1) + "}", b) for b in body)
+        out.append(opening.group(1) + "```")
+        index = end + 1
+    return out
+
+
 def parse_markdown(text: str) -> Document:
     """Parse a guide into a ``Document`` whose root section holds the heading tree."""
-    lines, front = _front_matter(text.splitlines())
+    lines, front = _front_matter(unwrap_plugins(text.splitlines()))
     tokens = _PARSER.parse("\n".join(lines))
     builder = _Builder(tokens)
     root = Section(str(front.get("title", "")), 0, 1, "", builder.blocks_until(None))

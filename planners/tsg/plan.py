@@ -29,12 +29,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import _SECTION_JUMP, Repeat, find_jumps, find_repeat, states_end
+from .conditions import _SECTION_JUMP, Repeat, find_jumps, find_repeat, is_otherwise, states_end
 from .doc import Blk, Sec, Sentence, parse_doc
 from .guide_commands import _PROMPT, _PROMQL_SHAPE, GuideCommand, _plausible, classify_text, find_commands
 from .markdown import slugify
 
-__all__ = ["Plan", "PlanEdge", "PlanNode", "build_plan"]
+__all__ = ["Plan", "PlanEdge", "PlanError", "PlanNode", "build_plan", "plan_from_plandag"]
 
 START, END = "start", "end"
 _OTHERWISE_PREFIX = "otherwise (not: "
@@ -61,7 +61,8 @@ _VERBS = (
     r"monitor|watch|keep|record|cordon|uncordon|evict|roll|rollback|revert|increase|decrease|reduce|free|"
     r"clean|purge|rotate|renew|recreate|reboot|kill|terminate|mount|unmount|connect|switch|select|click|"
     r"choose|copy|download|upload|trigger|rebuild|redeploy|deploy|rerun|retry|silence|acknowledge|refresh|"
-    r"sign|access|print|call|measure|analy[sz]e|debug|diagnose|locate|note|read|see|refer|consult|start"
+    r"sign|access|print|call|measure|analy[sz]e|debug|diagnose|locate|note|read|see|refer|consult|start|"
+    r"retrieve|obtain|extract|fetch|consolidate|summari[sz]e|document|report|write|recommend|prepare|plan"
 )
 _VERBS_LATER = (
     r"run|restart|delete|remove|set|change|patch|scale|drain|stop|start|apply|open|escalate|contact|upgrade|"
@@ -88,6 +89,12 @@ _SUMMARY_AFTER = re.compile(
     r"(?:do not|don't|did not|didn't|fail to|cannot|can't) (?:fix|solve|resolve|help)",
     re.I,
 )
+_STEP_RANGE = re.compile(
+    r"\bsteps?\s+(\d+)\s*(?:through|to|-|–|and)\s*(?:step\s+)?(\d+)\b[^.]*\b(?:in parallel|at the same time|"
+    r"simultaneously|in any order)|\b(?:in parallel|simultaneously)\b[^.]*\bsteps?\s+(\d+)\s*(?:through|to|-|–)\s*"
+    r"(?:step\s+)?(\d+)\b",
+    re.I,
+)
 _BACK_TO_ABOVE = re.compile(
     r"\b(?:same|previous)\b[^.]{0,40}\b(?:diagnos\w*|checks?|steps?|approaches|queries|commands)\b[^.]{0,40}"
     r"\babove\b|\b(?:repeat|re-?run|redo)\s+the\s+(?:\w+\s+)?(?:checks?|steps?|diagnos\w*)\s+above\b",
@@ -106,7 +113,8 @@ _EXIT = re.compile(
     r"\b(?:stop here|escalate|open (?:a |an )?(?:support )?(?:issue|ticket|case|bug)|contact (?:the )?[\w\s/-]{0,40}?"
     r"(?:support|team|owner|on-?call)|page the on-?call|file (?:a |an )?(?:issue|bug|ticket)|you are done|"
     r"no further action|is described in(?! the following| below)|see the [\w\s-]{0,40}guide|(?:refer|go) to the [\w\s-]{0,40}guide|"
-    r"troubleshooting guide|raise (?:a|an) (?:issue|ticket))\b",
+    r"troubleshooting guide|raise (?:a|an) (?:issue|ticket)|(?:is|this is) (?:a|the) (?:potential |likely )?"
+    r"(?:resolution|root cause|final outcome))\b",
     re.IGNORECASE,
 )
 _SUCCESS = re.compile(
@@ -203,6 +211,7 @@ class PlanNode:
     bounds: dict[int, tuple[int | None, float | None]] = field(default_factory=dict)  # jump target → bounds
     jumps: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (step number, condition, back)
     section_jumps: list[tuple[str, str | None]] = field(default_factory=list)  # (section title, condition)
+    parallel_range: tuple[int, int] | None = None  # "start Steps 2 through 10 in parallel"
     blocks: list[Blk] = field(default_factory=list)
 
     @property
@@ -460,6 +469,10 @@ class _Reader:
                     cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
                     node.section_jumps.append((name, cond))
         text = node.text
+        ranged = _STEP_RANGE.search(text)
+        if ranged is not None:
+            numbers = [int(g) for g in ranged.groups() if g is not None]
+            node.parallel_range = (numbers[0], numbers[1])
         if _REPEAT.search(text) and not _has_code(node.blocks):
             until = re.search(r"\buntil\b\s*(.*)", text, re.I)
             node.loop_header = _first_sentence(until.group(1) if until else text, 100)
@@ -469,19 +482,34 @@ class _Reader:
                 node.exit = True
         if sentences and states_end(sentences[-1].text) and not _is_condition(sentences[-1].text):
             node.exit = True  # "… Stop here." / "Escalate to the owning team."
-        for sentence in sentences[1:]:
+        for index, sentence in enumerate(sentences[1:], 1):
             conditional = _is_condition(sentence.text) or re.search(r",\s*if\b", sentence.text, re.I)
+            following = sentences[index + 1].text if index + 1 < len(sentences) else ""
             leaves = _SUCCESS.search(sentence.text) or (
                 _EXIT.search(sentence.text) and not _REMEDY_WORDS.search(sentence.text)
             )
-            if conditional and leaves:
+            # "If X, recommend a rollback. This is a potential resolution."
+            leaves = leaves or (
+                re.match(
+                    r"^(?:this|that) is (?:a|the) (?:potential |likely )?(?:resolution|root cause)",
+                    following,
+                    re.I,
+                )
+                is not None
+            )
+            if conditional and leaves and not re.match(r"^otherwise\b", sentence.text, re.I):
                 node.exit_cond = _condition_text(sentence.text)
         if flow and len(flow) > 1:
             last = flow[-1].text
-            if _is_condition(last) and re.search(
-                r"\b(?:following steps|next step|continue|proceed|move on|described in the following|below)\b",
-                last,
-                re.I,
+            if (
+                _is_condition(last)
+                and not _JUMP.search(last)
+                and not is_otherwise(last)
+                and re.search(
+                    r"\b(?:following steps|next step|continue|proceed|move on|described in the following|below)\b",
+                    last,
+                    re.I,
+                )
             ):
                 node.forward_cond = _condition_text(last)
 
@@ -998,6 +1026,7 @@ def build_plan(text: str, source: str | None = None) -> Plan:
         pending = linker.link(unit, pending)
     for src, cond in pending:
         linker.edge(src, END, cond)
+    _parallel_ranges(ordered, linker)
     _jumps(ordered, linker)
     _section_jumps(root, ordered, linker)
     for node in ordered:
@@ -1063,9 +1092,34 @@ def linker_title(nodes: list[PlanNode], node_id: str) -> str:
     return next((n.title for n in nodes if n.id == node_id), node_id)
 
 
+def _parallel_ranges(nodes: list[PlanNode], linker: _Linker) -> None:
+    """ "Start Steps 2 through 10 in parallel": each starts from here, the step after them joins."""
+    for node in nodes:
+        if node.parallel_range is None:
+            continue
+        low, high = node.parallel_range
+        group = [
+            n for n in nodes if n.number is not None and low <= n.number <= high and n.first > node.first
+        ]
+        if len(group) < 2:
+            continue
+        ids = {n.id for n in group}
+        after = next((n for n in nodes if n.number == high + 1 and n.first > group[-1].first), None)
+        for key, edge in list(linker.edges.items()):
+            inside = edge.src in ids and edge.dst in ids
+            if (inside or (edge.src == node.id and edge.dst in ids)) and not edge.loop:
+                del linker.edges[key]
+        for member in group:
+            linker.edge(node.id, member.id, None)
+            if after is not None and not any(e.src == member.id for e in linker.edges.values()):
+                linker.edge(member.id, after.id, None)
+
+
 def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
     for node in nodes:
         for number, cond, back in node.jumps:
+            if cond is not None and is_otherwise(cond) and node.exit_cond:
+                cond = _otherwise(node.exit_cond)  # "Otherwise, proceed to Step 11": when X did not hold
             # "continue to Step 2": the nearest step 2 after this one (before it for "go back")
             same = [n for n in nodes if n.number == number and n is not node]
             after = [n for n in same if n.first > node.first]
@@ -1076,6 +1130,11 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
             if target is None:
                 continue
             loop = back or target.first < node.first
+            if cond is None and not loop:
+                # "Proceed to Step 11.": the author says where to go next, not the next heading
+                for key, edge in list(linker.edges.items()):
+                    if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:
+                        del linker.edges[key]
             if cond is not None and not loop:
                 for edge in list(linker.edges.values()):
                     if edge.src == node.id and edge.dst != target.id and not edge.condition and not edge.loop:
@@ -1174,3 +1233,127 @@ def _gates(nodes: list[PlanNode], edges: list[PlanEdge]) -> list[Gate]:
             requires = found[0] if found[0] != START else node.id
             gates.append(Gate(node.id, requires, found[1]))
     return gates
+
+
+class PlanError(ValueError):
+    """A PlanDAG file that cannot be used with its guide (one message per problem)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def plan_from_plandag(data: Any, text: str, source: str | None = None) -> Plan:
+    """A reviewed PlanDAG (``--format plandag``, maybe edited) over its guide.
+
+    Steps, edges, conditions, kinds and ``where`` come from the file; every command must be
+    one the guide itself has at that line (the file can choose among the guide's commands and
+    say where they run, never add text of its own), and the edges other than loops must not
+    form a cycle.
+    """
+    problems: list[str] = []
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise PlanError(["not a PlanDAG: expected an object with a 'nodes' list"])
+    base = build_plan(text, source)
+    known = {c.line: c for n in base.nodes for c in n.commands}
+    lines = text.splitlines()
+    nodes: list[PlanNode] = []
+    names: set[str] = set()
+    target: dict[str, str] = {}
+    for raw in data["nodes"]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("node"), str):
+            problems.append("every node needs a 'node' name")
+            continue
+        name = raw["node"]
+        if name in names:
+            problems.append(f"node {name!r} appears twice")
+        names.add(name)
+        for edge in raw.get("input_edges") or []:
+            if isinstance(edge, dict) and isinstance(edge.get("edge"), str):
+                target[edge["edge"]] = name
+        if name in (START, END):
+            continue
+        span = raw.get("lines")
+        if not (isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span)):
+            problems.append(f"node {name!r}: 'lines' must be [first, last]")
+            continue
+        first, last = span
+        if not 1 <= first <= last <= max(len(lines), 1):
+            problems.append(f"node {name!r}: lines {first}-{last} are not lines of the guide")
+            continue
+        node = PlanNode(
+            name, first, last, str(raw.get("description") or name), kind=str(raw.get("kind") or "check")
+        )
+        node.sentences = [Sentence(first, " ".join(x.strip() for x in lines[first - 1 : last] if x.strip()))]
+        for item in raw.get("commands") or []:
+            line = item.get("line") if isinstance(item, dict) else None
+            found = known.get(line) if isinstance(line, int) else None
+            if found is None:
+                problems.append(f"node {name!r}: the guide has no command at line {line}")
+                continue
+            where = item.get("where", found.where)
+            if where not in ("local", "pod", "node", "database", "cloud-console", "other"):
+                problems.append(f"node {name!r}: line {line}: unknown where {where!r}")
+                continue
+            node.commands.append(
+                GuideCommand(
+                    found.line, found.text, found.full, found.language, found.mutating, where, found.inline
+                )
+            )
+        nodes.append(node)
+    if START not in names or END not in names:
+        problems.append("a PlanDAG needs the nodes 'start' and 'end'")
+    edges: list[PlanEdge] = []
+    for raw in data["nodes"]:
+        if not isinstance(raw, dict):
+            continue
+        src = raw.get("node")
+        for item in raw.get("output_edges") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("edge"), str):
+                continue
+            dst = target.get(item["edge"])
+            prefix = f"edge_{src}_"
+            if dst is None and item["edge"].startswith(prefix) and item["edge"][len(prefix) :] in names:
+                dst = item["edge"][len(prefix) :]
+            if dst is None:
+                problems.append(f"edge {item['edge']!r}: no node lists it as an input")
+                continue
+            condition = item.get("condition")
+            text_condition = (
+                None
+                if condition is None or str(condition).strip().lower() in ("", "none", "null")
+                else str(condition)
+            )
+            edge = PlanEdge(str(src), dst, text_condition, bool(item.get("loop")))
+            if isinstance(item.get("max_iterations"), int):
+                edge.max_iterations = item["max_iterations"]
+            edges.append(edge)
+    forward = [e for e in edges if not e.loop and e.src != e.dst]
+    if _has_cycle(forward):
+        problems.append("the edges (other than those marked loop) form a cycle")
+    if problems:
+        raise PlanError(problems)
+    nodes.sort(key=lambda n: n.first)
+    gates = [
+        Gate(str(g.get("remedy")), str(g.get("requires")), str(g.get("condition", "")))
+        for g in data.get("gates") or []
+        if isinstance(g, dict)
+    ]
+    return Plan(str(data.get("title") or base.title), nodes, edges, gates, source)
+
+
+def _has_cycle(edges: list[PlanEdge]) -> bool:
+    succ: dict[str, list[str]] = {}
+    for edge in edges:
+        succ.setdefault(edge.src, []).append(edge.dst)
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> bool:
+        state[node] = 1
+        for nxt in succ.get(node, []):
+            if state.get(nxt) == 1 or (state.get(nxt) is None and visit(nxt)):
+                return True
+        state[node] = 2
+        return False
+
+    return any(state.get(n) is None and visit(n) for n in list(succ))
