@@ -1136,9 +1136,18 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
                     if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:
                         del linker.edges[key]
             if cond is not None and not loop:
-                for edge in list(linker.edges.values()):
-                    if edge.src == node.id and edge.dst != target.id and not edge.condition and not edge.loop:
+                others = [
+                    e for e in linker.edges.values() if e.src == node.id and e.dst != target.id and not e.loop
+                ]
+                for edge in others:
+                    if not edge.condition:
                         edge.condition = _otherwise(cond)
+                existing = linker.edges.get((node.id, target.id))
+                if existing is not None and not existing.condition:
+                    # "If X, continue to Step 2" where step 2 is next anyway: only if X, else stop
+                    existing.condition = cond
+                    if not others:
+                        linker.edge(node.id, END, _otherwise(cond))
             linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
             bound, interval = node.bounds.get(number, (None, None))
             edge = linker.edges[(node.id, target.id)]
