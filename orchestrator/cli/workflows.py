@@ -47,8 +47,9 @@ def validate(
     if warnings and strict:
         fail(f"{flow}: {len(warnings)} warning(s) (--strict)")
     noted = f" ({len(warnings)} warning(s))" if warnings else ""
+    steps = f"{len(workflow.steps)} step{'' if len(workflow.steps) == 1 else 's'}"
     out.print(
-        f"[green]✔[/] {escape_for_terminal(str(flow))}: {len(workflow.steps)} steps, valid{noted}",
+        f"[green]✔[/] {escape_for_terminal(str(flow))}: {steps}, valid{noted}",
         highlight=False,
     )
 
