@@ -273,7 +273,7 @@ def test_a_workflow_of_device_only_tools_validates_and_runs_against_the_fleet(tm
         offered_nowhere = cli("run", str(nowhere), "--broker", url, "--no-journal")
     assert without.returncode == 1 and "unknown tool 'work'" in without.stdout + without.stderr
     assert validated.returncode == 0, validated.stderr
-    assert "1 steps, valid" in validated.stdout
+    assert "1 step, valid" in validated.stdout
     assert ran.returncode == 0, ran.stderr
     assert isinstance(outputs_of(ran.stdout)["pid"], int)
     assert refused.returncode == 1
