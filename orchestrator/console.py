@@ -22,7 +22,7 @@ from rich.text import Text
 
 from .events import Event, RunStarted, TaskAdded, TaskEnded, TaskProgress, TaskRetrying, TaskStarted
 from .graph import TaskStatus
-from .result import RunResult
+from .result import RunResult, TaskError
 from .terminal_text import escape_control, safe_text
 
 __all__ = ["ProgressView", "event_json", "summary_table"]
@@ -152,9 +152,12 @@ class ProgressView:
                 elapsed,
                 safe_text(row.note, multiline=False),
             )
+        if not self.rows:  # the first frame, before the run has said what it holds
+            yield Text("starting…", style="bold")
+            return
         done = sum(n for s, n in counts.items() if s.is_terminal)
-        header = Text(f"{done}/{len(self.rows)} steps done", style="bold")
-        yield header
+        noun = "step" if len(self.rows) == 1 else "steps"
+        yield Text(f"{done}/{len(self.rows)} {noun} done", style="bold")
         yield table
 
 
@@ -167,7 +170,7 @@ def summary_table(result: RunResult) -> Table:
     for task in result.tasks.values():
         icon, style = _STYLE[task.status]
         took = f"{task.duration:.2f}s" if task.duration is not None else "-"
-        detail = f"{task.error.type}: {task.error.message}" if task.error else _short(task.output)
+        detail = _error_text(task.error) if task.error else _short(task.output)
         table.add_row(
             safe_text(task.id),
             safe_text(task.tool),
@@ -177,3 +180,10 @@ def summary_table(result: RunResult) -> Table:
             safe_text(detail, "red" if task.error else ""),
         )
     return table
+
+
+def _error_text(error: TaskError) -> str:
+    """``Type: message``, without saying it twice (``Cancelled: cancelled: …``)."""
+    if error.message.lower().startswith(error.type.lower() + ":"):
+        return error.message[:1].upper() + error.message[1:]
+    return f"{error.type}: {error.message}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .analysis import critical_path, layers
-from .events import Event, TaskAdded, TaskEnded, TaskReady, TaskRetrying, TaskStarted
+from .events import Event, RunResumed, TaskAdded, TaskEnded, TaskReady, TaskRetrying, TaskStarted
 from .export import STATUS_COLORS, display_graph, item_parent
 from .graph import Task, TaskGraph, TaskStatus
 from .result import RunResult, TaskResult
@@ -141,6 +141,8 @@ class _Row:
     result: TaskResult
     parent: str | None
     segments: tuple[_Segment, ...]
+    #: The run's stops (crash to resume), for the step's own time.
+    stops: tuple[_Stop, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +165,44 @@ class _Page:
         return self.by_id[task_id]
 
 
-def _segments(result: TaskResult, events: Sequence[Event]) -> tuple[_Segment, ...]:
-    """A task's attempts from its events, or one bar from its result when there are none."""
+#: (last moment the run was seen alive, when it was resumed) for each stop of a resumed run.
+_Stop = tuple[float, float]
+
+
+def _stops(events: Sequence[Event]) -> tuple[_Stop, ...]:
+    """Where a resumed run was down: from its last event before each ``RunResumed`` to it."""
+    stops: list[_Stop] = []
+    alive = None
+    for event in events:
+        if isinstance(event, RunResumed):
+            if alive is not None:
+                stops.append((alive, event.at))
+        else:
+            alive = event.at
+    return tuple(stops)
+
+
+def _segments(
+    result: TaskResult, events: Sequence[Event], stops: Sequence[_Stop] = ()
+) -> tuple[_Segment, ...]:
+    """A task's attempts from its events, or one bar from its result when there are none.
+
+    An attempt that was running when the orchestrator stopped (a crash, ``kill -9``) ends
+    where the run was last seen alive, as a ``crash`` segment: the downtime until the
+    resume is not the step's time.
+    """
     segments: list[_Segment] = []
     open_kind, open_at, note = "", 0.0, ""
     for event in events:
+        for alive, resumed in stops:
+            if open_kind and open_at <= alive and resumed <= event.at:
+                kind = "crash" if open_kind == "run" else open_kind
+                if kind == "crash":
+                    note = (
+                        f"{note}: cut short, the run stopped; resumed {_fmt_duration(resumed - alive)} later"
+                    )
+                segments.append(_Segment(kind, open_at, alive, note))
+                open_kind = ""
         if isinstance(event, TaskReady) and not open_kind:
             open_kind, open_at, note = "wait", event.at, "waiting for a free slot"
         elif isinstance(event, TaskStarted):
@@ -240,6 +275,7 @@ def _build(graph: TaskGraph, result: RunResult, events: Sequence[Event]) -> _Pag
         if isinstance(task_id, str):
             by_task.setdefault(task_id, []).append(event)
     results = _results(shown, result)
+    stops = _stops(mine)
     order = _row_order(shown, graph, results)
     rows = tuple(
         _Row(
@@ -248,7 +284,8 @@ def _build(graph: TaskGraph, result: RunResult, events: Sequence[Event]) -> _Pag
             task=tasks.get(tid),
             result=results[tid],
             parent=item_parent(tid, graph),
-            segments=_segments(results[tid], by_task.get(tid, ())),
+            segments=_segments(results[tid], by_task.get(tid, ()), stops),
+            stops=stops,
         )
         for n, tid in enumerate(order, 1)
     )
@@ -518,7 +555,7 @@ def _bar(page: _Page, row: _Row) -> str:
     parts: list[str] = []
     for seg in row.segments:
         left, right = page.pct(seg.start), page.pct(seg.end)
-        kind = seg.kind if seg.kind in ("wait", "retry", "backoff") else ""
+        kind = seg.kind if seg.kind in ("wait", "retry", "backoff", "crash") else ""
         status = seg.kind if not kind else "failed"
         tip = f"{row.id}: {seg.note}, {_fmt_duration(seg.end - seg.start)}"
         parts.append(
@@ -531,8 +568,22 @@ def _bar(page: _Page, row: _Row) -> str:
         parts.append(f'<span class="mark st-{result.status.value}" style="left:{at:.3f}%"></span>')
         parts.append(_label(at, result.status.value))
     elif row.segments:
-        parts.append(_label(page.pct(row.segments[-1].end), _fmt_duration(result.duration)))
+        parts.append(_label(page.pct(row.segments[-1].end), _fmt_duration(_active_time(row))))
     return "".join(parts)
+
+
+def _active_time(row: _Row) -> float | None:
+    """The step's time: start to end, less any downtime of the run between its attempts."""
+    if not any(seg.kind == "crash" for seg in row.segments) and not _spans_a_stop(row):
+        return row.result.duration
+    return sum(seg.end - seg.start for seg in row.segments if seg.kind not in ("wait", "backoff"))
+
+
+def _spans_a_stop(row: _Row) -> bool:
+    """Whether the row's first and last segments are in different lives of the run."""
+    return bool(row.segments) and any(
+        row.segments[0].start <= alive and resumed <= row.segments[-1].end for alive, resumed in row.stops
+    )
 
 
 def _label(at: float, text: str) -> str:
@@ -560,6 +611,8 @@ def _render_timeline(page: _Page) -> str:
         '<span><i class="k-retry"></i>failed attempt</span><span><i class="k-backoff"></i>backoff</span>'
         '<span><i class="k-wait"></i>waiting for a slot</span>'
     )
+    if any(seg.kind == "crash" for row in page.rows for seg in row.segments):
+        legend += '<span><i class="k-crash"></i>attempt cut short by a crash (resumed later)</span>'
     dense = " dense" if len(page.rows) > _DENSE_ROWS else ""
     content = (
         f'<div id="timeline" class="timeline{dense}" style="--tick:{step / page.span * 100:.4f}%">'
@@ -615,7 +668,9 @@ def _details(page: _Page, row: _Row, open_: bool) -> str:
         error = f"{result.error.type}: {result.error.message}"
         retry = "retryable" if result.error.retryable else "not retryable"
         blocks.append(_value_block(f"Error · {retry}", error, "err"))
-    retries = [f"{s.note} ({_fmt_duration(s.end - s.start)})" for s in row.segments if s.kind == "retry"]
+    retries = [
+        f"{s.note} ({_fmt_duration(s.end - s.start)})" for s in row.segments if s.kind in ("retry", "crash")
+    ]
     if retries:
         blocks.append(_value_block("Failed attempts", "\n".join(retries), "err"))
     if result.status is TaskStatus.SUCCEEDED or result.output is not None:

@@ -281,7 +281,10 @@ def list_runs(
             print(json.dumps(_record_dict(record)))
         return
     table = Table(title=safe_text(f"runs in {store.where}"))
-    for column in ("run id", "name", "status", "started", "duration", "steps done"):
+    # An id is copied and pasted: never wrapped or cut, whatever the terminal's width.
+    widest = max((len(record.run_id) for record in records), default=6)
+    table.add_column("run id", no_wrap=True, min_width=widest)
+    for column in ("name", "status", "started", "duration", "steps done"):
         table.add_column(column, overflow="fold")
     for record in records:
         duration = f"{record.duration:.1f}s" if record.duration is not None else "-"
