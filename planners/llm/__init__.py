@@ -21,6 +21,7 @@ from .formats import FormatMode, ServerMemory
 from .planner import EventHandler, LLMPlanner, ResponseFormatChoice
 from .result import AskResult, PlanRecord
 from .schema import JoinDecision, PlanTask, join_schema, plan_schema
+from .settings import Placement
 from .stream import JsonScanner, ScannedTask
 from .usage import CallKind, CallUsage, Pricing, Usage
 
@@ -37,6 +38,7 @@ __all__ = [
     "LLMConfig",
     "LLMConfigError",
     "LLMPlanner",
+    "Placement",
     "PlanRecord",
     "PlanRejected",
     "PlanTask",

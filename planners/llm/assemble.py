@@ -31,6 +31,7 @@ from tools import ToolRegistry
 
 from .references import translate_references
 from .schema import PlanTask
+from .settings import Placement
 from .stream import ScannedTask
 
 __all__ = ["PlanAssembler", "next_task_number"]
@@ -61,6 +62,8 @@ class PlanAssembler:
         unusable: ids among ``existing`` without an output (failed, cancelled, skipped),
             mapped to why; a new task that uses one is rejected.
         target: where every task runs (``"local"``, or devices by id or labels).
+        placement: where each task runs, by its tool, instead of ``target``; a task it
+            finds no place for is rejected (the model repairs the plan).
     """
 
     def __init__(
@@ -71,9 +74,11 @@ class PlanAssembler:
         unusable: Mapping[str, str] | None = None,
         target: Target = "local",
         gate: bool = False,
+        placement: Placement | None = None,
     ) -> None:
         self._tools = tools
         self._target = target
+        self._placement = placement
         self._gate = gate
         self._existing = dict(existing or {})
         self._unusable = dict(unusable or {})
@@ -129,7 +134,7 @@ class PlanAssembler:
                 tool=planned.tool,
                 args=args,
                 deps=tuple(planned.deps),
-                target=self._target,
+                target=self._target if self._placement is None else self._placement.target(planned.tool),
                 needs_approval=self._needs_approval(planned.tool, args),
             )
             dependencies = task.dependencies  # compiles the expressions
@@ -164,6 +169,11 @@ class PlanAssembler:
             problems.append(f"{where} uses {dep!r}, which has no output ({self._unusable[dep]})")
         # Dependencies are checked later (they may still arrive); the rest by the engine's rules.
         problems += TaskGraph([task]).problems(self._tools, known=dependencies | self.known)
+        if not problems and self._placement is not None:
+            # Asked last and live: a device that went away since the prompt was written.
+            unplaced = self._placement.problem(task)
+            if unplaced:
+                problems.append(f"{where}: {unplaced}")
         return problems
 
     def _needs_approval(self, tool_name: str, args: dict[str, Any]) -> bool | None:

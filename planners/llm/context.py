@@ -16,6 +16,8 @@ from pydantic_core import to_jsonable_python
 from orchestrator import Task, TaskError, TaskStatus
 from tools import ToolRegistry
 
+from .settings import Placement
+
 __all__ = ["Outcome", "describe_results", "describe_tools", "to_plan_notation"]
 
 _EXPRESSION = re.compile(r"\$\{\{ steps\.(t[0-9]+)\.output((?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*) \}\}")
@@ -51,13 +53,15 @@ def as_json(value: Any, limit: int) -> str:
     return text
 
 
-def describe_tools(tools: ToolRegistry) -> list[dict[str, str]]:
-    """Name, description and compact argument schema of each tool, for the planner prompt."""
+def describe_tools(tools: ToolRegistry, placement: Placement | None = None) -> list[dict[str, str]]:
+    """Name, description, compact argument schema and (with ``placement``) where each tool
+    runs, for the planner prompt."""
     return [
         {
             "name": tool.name,
             "description": tool.description.strip(),
             "arguments": json.dumps(tool.parameters_schema, separators=(",", ":")),
+            "where": (placement.where(tool.name) if placement is not None else None) or "",
         }
         for tool in tools
     ]

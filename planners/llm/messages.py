@@ -9,21 +9,24 @@ from tools import ToolRegistry
 
 from .context import Outcome, describe_results, describe_tools
 from .prompts import render
+from .settings import Placement
 
 __all__ = ["plan_messages", "replan_messages"]
 
 Messages = list[dict[str, str]]
 
 
-def _system(tools: ToolRegistry, instructions: str) -> dict[str, str]:
-    content = render("planner_system", tools=describe_tools(tools), instructions=instructions)
+def _system(tools: ToolRegistry, instructions: str, placement: Placement | None) -> dict[str, str]:
+    content = render("planner_system", tools=describe_tools(tools, placement), instructions=instructions)
     return {"role": "system", "content": content}
 
 
-def plan_messages(tools: ToolRegistry, request: str, *, instructions: str = "") -> Messages:
-    """System prompt (tools, format, rules) and the user's request."""
+def plan_messages(
+    tools: ToolRegistry, request: str, *, instructions: str = "", placement: Placement | None = None
+) -> Messages:
+    """System prompt (tools and where they run, format, rules) and the user's request."""
     user = {"role": "user", "content": render("planner_user", request=request)}
-    return [_system(tools, instructions), user]
+    return [_system(tools, instructions, placement), user]
 
 
 def replan_messages(
@@ -40,6 +43,7 @@ def replan_messages(
     error: str = "",
     removed: Sequence[str] = (),
     allow_empty: bool = False,
+    placement: Placement | None = None,
 ) -> Messages:
     """A new plan after the joiner's ``reason``, or after task ``failed`` with ``error``."""
     content = render(
@@ -53,4 +57,4 @@ def replan_messages(
         allow_empty=allow_empty,
         next_number=next_number,
     )
-    return [_system(tools, instructions), {"role": "user", "content": content}]
+    return [_system(tools, instructions, placement), {"role": "user", "content": content}]

@@ -53,7 +53,7 @@ from .recovery import Recovery
 from .result import AskResult
 from .schema import plan_schema
 from .session import AskSession
-from .settings import DEFAULT_MAX_PLAN_BYTES, DEFAULT_MAX_PLAN_TASKS, PlannerSettings
+from .settings import DEFAULT_MAX_PLAN_BYTES, DEFAULT_MAX_PLAN_TASKS, Placement, PlannerSettings
 from .usage import Pricing, Usage
 
 __all__ = ["EventHandler", "LLMPlanner", "ResponseFormatChoice"]
@@ -85,6 +85,9 @@ class LLMPlanner:
         server_memory: where per-server format support is remembered (default: shared).
         target: where every planned task runs: ``"local"``, ``"any-device"`` or a device
             selector (the model plans what to do; the caller decides where).
+        placement: where each planned task runs, by its tool, instead of ``target``; the
+            prompt says where each tool runs, and a task it finds no place for (a device
+            that went away) goes back to the model (see ``Placement``).
         max_plan_bytes, max_plan_tasks: caps on one plan (or replan) answer; beyond one,
             planning stops with a ``PlannerError`` naming it.
         require_approval: a plan is untrusted input, so a planned task that may change
@@ -114,6 +117,7 @@ class LLMPlanner:
         pricing: Pricing | None = None,
         server_memory: ServerMemory | None = None,
         target: Target = "local",
+        placement: Placement | None = None,
         max_plan_bytes: int = DEFAULT_MAX_PLAN_BYTES,
         max_plan_tasks: int = DEFAULT_MAX_PLAN_TASKS,
         require_approval: bool = True,
@@ -141,6 +145,7 @@ class LLMPlanner:
             instructions=instructions,
             pricing=pricing,
             target=target,
+            placement=placement,
             max_plan_bytes=max_plan_bytes,
             max_plan_tasks=max_plan_tasks,
             require_approval=require_approval,
@@ -208,7 +213,12 @@ class LLMPlanner:
         call = PlanCall(
             self._caller,
             JsonRequest("plan", self._plan_messages(tools, request), "plan", plan_schema(tools)),
-            PlanAssembler(tools, target=self.settings.target, gate=self.settings.require_approval),
+            PlanAssembler(
+                tools,
+                target=self.settings.target,
+                gate=self.settings.require_approval,
+                placement=self.settings.placement,
+            ),
             run_id=run_id,
             emit=emit or _ignore,
             max_repairs=self.settings.max_repairs,
@@ -220,7 +230,9 @@ class LLMPlanner:
             yield task
 
     def _plan_messages(self, tools: ToolRegistry, request: str) -> list[dict[str, str]]:
-        return plan_messages(tools, request, instructions=self.settings.instructions)
+        return plan_messages(
+            tools, request, instructions=self.settings.instructions, placement=self.settings.placement
+        )
 
     async def plan(self, request: str, tools: ToolRegistry) -> TaskGraph:
         """The whole plan as a graph, without running it (``stepweave ask --plan-only``)."""

@@ -74,6 +74,7 @@ class Recovery:
             error=str(request.error),
             removed=sorted(removed),
             allow_empty=True,
+            placement=self.settings.placement,
         )
         call = PlanCall(
             self._caller,
@@ -84,6 +85,7 @@ class Recovery:
                 unusable=unusable,
                 target=self.settings.target,
                 gate=self.settings.require_approval,
+                placement=self.settings.placement,
             ),
             run_id=request.run_id,
             emit=session.emit if session is not None else _ignore,

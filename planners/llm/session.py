@@ -81,11 +81,21 @@ class AskSession:
     async def tasks(self) -> AsyncIterator[Task]:
         """The run's task source. Planner failures end it and are kept in ``error``."""
         try:
-            messages = plan_messages(self.tools, self.request, instructions=self.settings.instructions)
+            messages = plan_messages(
+                self.tools,
+                self.request,
+                instructions=self.settings.instructions,
+                placement=self.settings.placement,
+            )
             async for task in self._plan(
                 "plan",
                 messages,
-                PlanAssembler(self.tools, target=self.settings.target, gate=self.settings.require_approval),
+                PlanAssembler(
+                    self.tools,
+                    target=self.settings.target,
+                    gate=self.settings.require_approval,
+                    placement=self.settings.placement,
+                ),
             ):
                 yield task
             while True:
@@ -146,6 +156,7 @@ class AskSession:
             result_limit=self.settings.result_limit,
             instructions=self.settings.instructions,
             reason=reason,
+            placement=self.settings.placement,
         )
         assembler = PlanAssembler(
             self.tools,
@@ -153,6 +164,7 @@ class AskSession:
             unusable=unusable_outcomes(self.outcomes),
             target=self.settings.target,
             gate=self.settings.require_approval,
+            placement=self.settings.placement,
         )
         async for task in self._plan("replan", messages, assembler, reason=reason):
             yield task

@@ -6,7 +6,7 @@ import planners.llm
 
 EXPECTED = {
     "AskEnded", "AskResult", "CallKind", "CallUsage", "EventHandler", "FormatMode", "JoinDecision",
-    "JoinerDecided", "JsonScanner", "LLMConfig", "LLMConfigError", "LLMPlanner", "PlanRecord",
+    "JoinerDecided", "JsonScanner", "LLMConfig", "LLMConfigError", "LLMPlanner", "Placement", "PlanRecord",
     "PlanRejected", "PlanTask", "PlannerCallEnded", "PlannerCallStarted", "PlannerRetrying", "Pricing",
     "ResponseFormatChoice", "ScannedTask", "ServerMemory", "Usage", "check_configuration", "join_schema",
     "plan_schema",
