@@ -8,6 +8,8 @@ They call the same functions as ``python -m orchestrator.devices``; the ``run`` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -15,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,17 +32,17 @@ from ..devices import (
     run_broker,
 )
 from ..devices.broker import check_listener_security
-from ..devices.catalog import FleetTool, RemoteTool, fleet_problems
+from ..devices.catalog import FleetPlacement, FleetTool, RemoteTool, fleet_problems
 from ..devices.settings import BROKER_ENV, redact_url
 from ..devices.trust import DeviceTrust
 from ..errors import DeviceError
-from ..graph import Task
+from ..graph import Target, Task
 from ..terminal_text import escape_control
 from .common import err, fail, out
 from .device_options import BrokerOption, DeviceLabelOption, DeviceOption, LocalAgentsOption, LocalLabelOption
 
 if TYPE_CHECKING:
-    from tools import ToolRegistry
+    from tools import Tool, ToolRegistry
 
 __all__ = [
     "BrokerOption",
@@ -51,6 +53,7 @@ __all__ = [
     "LocalLabelOption",
     "check_fleet",
     "device_executor",
+    "fleet_offer",
     "learn_fleet",
     "register",
     "with_fleet",
@@ -342,3 +345,31 @@ def check_fleet(
             soft_wrap=True,
         )
     fail(f"{where}: {len(problems)} step(s) cannot run on the fleet at {fleet.url} ({fleet.summary()})")
+
+
+def fleet_offer(local: ToolRegistry, fleet: FleetView, target: Target) -> tuple[ToolRegistry, FleetPlacement]:
+    """What an LLM planner is offered over ``fleet``: its tools, and where they run.
+
+    Only tools a live device offers (``local`` copies are used to validate, and must match
+    the announced schema). A call counts as read-only only if every live device offering
+    the tool announces it read-only (and, for a local copy, the copy declares it too):
+    plans are untrusted, so anything else goes through approval. Point the placement's
+    ``fleet`` at ``DeviceExecutor.fleet`` once connected, to follow the live fleet.
+    """
+    from tools import ToolRegistry
+
+    offered = ToolRegistry()
+    by_name: dict[str, Tool] = {}  # filled below: the read-only checks need the placement first
+    placement = FleetPlacement(lambda: fleet.tools, by_name, target=target)
+    for name, on_fleet in fleet.tools.items():
+        copy = local.get(name) if name in local else None
+        if copy is None:
+            offered.register(_remote(on_fleet, functools.partial(placement.read_only, name)))
+            continue
+
+        def read_only(args: Any, copy: Any = copy) -> bool:
+            return bool(copy.is_read_only(args)) and placement.read_only(copy.name)
+
+        offered.register(dataclasses.replace(copy, read_only=read_only))
+    by_name.update((t.name, t) for t in offered)
+    return offered, placement

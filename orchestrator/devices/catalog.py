@@ -30,7 +30,7 @@ from ..graph import DeviceTarget, LabelsTarget, Target, Task
 from .protocol import Capability, schema_digest
 from .registry import DeviceInfo
 
-__all__ = ["FleetTool", "RemoteTool", "fleet_problems", "fleet_tools", "where_it_runs"]
+__all__ = ["FleetPlacement", "FleetTool", "RemoteTool", "fleet_problems", "fleet_tools", "where_it_runs"]
 
 
 def _local_only(*_args: Any, **_kwargs: Any) -> Any:
@@ -232,3 +232,48 @@ def fleet_problems(
                 (task.id, f"its target fits none of the devices offering {task.tool!r}: {offered.runs_on()}")
             )
     return problems
+
+
+class FleetPlacement:
+    """Where an LLM planner's tasks run over a fleet (``planners.llm.Placement``).
+
+    A tool the fleet offers runs on a device (``target``: any device, or ``--on`` labels);
+    any other runs here. ``fleet()`` is asked each time, so a plan, repair or replan sees
+    the fleet as it is then: a tool whose devices went away is shown as such in the prompt,
+    and a task that needs it is rejected (the model repairs the plan) instead of waiting.
+    """
+
+    def __init__(
+        self,
+        fleet: Callable[[], Mapping[str, FleetTool]],
+        tools: Mapping[str, Tool],
+        *,
+        target: Target = "any-device",
+    ) -> None:
+        self.fleet = fleet
+        self._tools = tools
+        self._target = target
+
+    def _remote(self, tool: str) -> bool:
+        return isinstance(self._tools.get(tool), RemoteTool) or tool in self.fleet()
+
+    def target(self, tool: str) -> Target:
+        return self._target if self._remote(tool) else "local"
+
+    def where(self, tool: str) -> str | None:
+        if not self._remote(tool):
+            return None
+        offered = self.fleet().get(tool)
+        fitting = [] if offered is None else where_it_runs(self._target, offered.devices)
+        if not fitting:
+            return "no live device offers it now: do not use it"
+        return "runs on " + ", ".join(_describe(d) for d in fitting)
+
+    def problem(self, task: Task) -> str | None:
+        problems = fleet_problems([task], self._tools, self.fleet())
+        return "; ".join(problem for _, problem in problems) or None
+
+    def read_only(self, tool: str) -> bool:
+        """Whether every live device offering ``tool`` announces it read-only (and one does)."""
+        offered = self.fleet().get(tool)
+        return offered is not None and all(tool in d.read_only_tools for d in offered.devices)
