@@ -37,11 +37,15 @@ from .devices import (
     LocalAgentsOption,
     LocalLabelOption,
     device_executor,
+    fleet_offer,
+    learn_fleet,
 )
 
 if TYPE_CHECKING:
     from planners.llm import AskResult
     from tools import ToolRegistry
+
+    from ..devices.catalog import FleetPlacement
 
 __all__ = ["DEFAULT_TIMEOUT", "ask_registry", "register"]
 
@@ -172,9 +176,11 @@ def ask(
     when approved: at a terminal you are asked; otherwise ``--allow TOOL`` or ``--yes``
     approves it, and without them it is refused and ask exits 1.
 
-    With ``--broker`` or ``--local-agents`` every planned task runs on a device agent
-    (``--on key=value`` picks devices by label), and the model plans with the tools of the
-    ``--tools`` modules only: the ones the agents offer.
+    With ``--broker`` the model plans with the tools the live devices announce (``--tools``
+    modules are local copies, used to validate) and is told where each runs; every planned
+    task runs on a device (``--on key=value`` picks devices by label). A device tool is
+    read-only only if its devices announce it so. With ``--local-agents`` the agents offer
+    the ``--tools`` modules.
     """
     # Imported here: the openai client costs a third of a second every other command skips.
     from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, check_configuration
@@ -185,10 +191,29 @@ def ask(
         fail(str(exc), code=2)
     remote = bool(broker or local_agents)
     target: Target = "local"
+    placement: FleetPlacement | None = None
     allowed = parse_allowed(allow)
-    if remote:
+    if broker and not local_agents:
+        # The fleet is the contract: the model plans with what live devices offer, and
+        # sees where each tool runs; --tools modules are local copies, for validation.
+        try:
+            target = LabelsTarget(labels=parse_labels(on)) if on else "any-device"
+            local = load_tools(tools or [])
+        except ValueError as exc:
+            fail(str(exc), code=2)
+        fleet = learn_fleet(broker, devices=device, device_labels=device_label)
+        registry, placement = fleet_offer(local, fleet, target)
+        if not len(registry):
+            fail(f"no live device on {fleet.url} offers a tool ({fleet.summary()})")
+        for name in sorted(t.name for t in local if t.name not in registry):
+            err.print(
+                f"note: no live device offers {name} (from --tools): the model is not offered it",
+                highlight=False,
+                markup=False,
+            )
+    elif remote:
         if not tools:
-            fail("--broker/--local-agents need --tools: the modules the device agents offer", code=2)
+            fail("--local-agents needs --tools: the modules the device agents offer", code=2)
         try:
             registry = load_tools(tools)
             target = LabelsTarget(labels=parse_labels(on)) if on else "any-device"
@@ -211,7 +236,9 @@ def ask(
     policy = ApprovalPolicy(
         yes=yes, allow_tools=allowed, read_only=registry, allow_env=allowed_env, suggest_allow=True
     )
-    planner = LLMPlanner(config.model, base_url=config.base_url, api_key=config.api_key, target=target)
+    planner = LLMPlanner(
+        config.model, base_url=config.base_url, api_key=config.api_key, target=target, placement=placement
+    )
 
     if plan_only:
         rejected: list[Event] = []
@@ -263,6 +290,9 @@ def ask(
         async with device_executor(
             broker, local_agents, tools or [], local_label, devices=device, device_labels=device_label
         ) as devices:
+            if placement is not None and devices is not None:
+                await devices.settle()  # this connection's view of the fleet, before it is used
+                placement.fleet = devices.fleet  # from now on, the live fleet
             orchestrator = Orchestrator(
                 tools=registry,
                 max_concurrency=max_concurrency,
