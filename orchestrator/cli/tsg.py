@@ -63,7 +63,10 @@ from .devices import (
     DeviceOption,
     LocalAgentsOption,
     LocalLabelOption,
+    check_fleet,
     device_executor,
+    learn_fleet,
+    with_fleet,
 )
 
 if TYPE_CHECKING:
@@ -191,17 +194,29 @@ def _overview(compiled: CompiledGuide) -> str:
 
 
 @tsg_app.command()
-def lint(guide: GuideArgument) -> None:
+def lint(
+    guide: GuideArgument,
+    notes: Annotated[
+        bool,
+        typer.Option("--notes", help="Also show notes: rules too often wrong to report by default."),
+    ] = False,
+) -> None:
     """Report the guide's defects with line numbers; exit 1 if there are errors."""
     try:
         findings = lint_guide(load_guide(guide))
     except GuideError as exc:
         fail(str(exc))
+    hidden = sum(f.severity == "note" for f in findings)
+    if not notes:
+        findings = [f for f in findings if f.severity != "note"]
     for finding in findings:
-        style = "red" if finding.severity == "error" else "yellow"
+        style = {"error": "red", "warning": "yellow"}.get(finding.severity, "dim")
         out.print(escape_control(str(finding)), style=style, markup=False, highlight=False, soft_wrap=True)
     errors = sum(f.severity == "error" for f in findings)
-    summary = f"{guide}: {errors} error(s), {len(findings) - errors} warning(s)"
+    warnings = sum(f.severity == "warning" for f in findings)
+    summary = f"{guide}: {errors} error(s), {warnings} warning(s)"
+    if hidden and not notes:
+        summary += f" ({hidden} note(s): --notes)"
     if errors:
         fail(summary)
     err.print(summary, highlight=False, markup=False)
@@ -422,6 +437,10 @@ def run(
     ask = _operator(view, lock)
     judge = ConditionJudge(llm=llm_judge, ask=ask)
     registry = _registry(tools, judge, ask)
+    fleet = None
+    if broker and not local_agents:  # the live devices' announced tools are the contract
+        fleet = learn_fleet(broker, devices=device, device_labels=device_label)
+        registry = with_fleet(registry, fleet)
     workflow = compiled.workflow()
     problems = workflow.problems(registry)
     if problems:
@@ -445,6 +464,8 @@ def run(
         )
     if broker or local_agents:
         graph = _on_devices(graph, on)
+        if fleet is not None:
+            check_fleet(str(guide), graph.tasks.values(), registry, fleet, workflow.line_of)
     elif on:
         fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
     approve = make_approver(yes, view)

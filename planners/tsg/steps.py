@@ -38,7 +38,9 @@ _INFORMATIONAL = re.compile(
 )
 _MITIGATION = re.compile(r"^(mitigation|remediation|resolution|fix|recovery|workaround)s?\b", re.IGNORECASE)
 _LABELLED = re.compile(r"^step\s+(?P<n>\d+)\s*[:.)-]?\s*(?P<title>.*)$", re.IGNORECASE)
-_NUMBERED_TITLE = re.compile(r"^(?:step\s+)?(?P<n>\d+)[.):]\s*(?P<title>.+)$", re.IGNORECASE)
+_NUMBERED_TITLE = re.compile(
+    r"^(?:step\s+(?P<s>\d+)\s*[.):\-–—]?|(?P<n>\d+)[.):])\s*(?P<title>.+)$", re.IGNORECASE
+)
 _IMPERATIVE = re.compile(
     r"^(?:(?:first|then|next|also|finally|now),?\s+)?(?:please\s+)?"
     r"(check|verify|make sure|ensure|look|inspect|investigate|review|confirm|navigate|take a look|run|"
@@ -141,7 +143,7 @@ class _Builder:
         title = section.title
         numbered = _NUMBERED_TITLE.match(title)
         if numbered and kind == "section":
-            number, title = int(numbered.group("n")), numbered.group("title")
+            number, title = int(numbered.group("s") or numbered.group("n")), numbered.group("title")
         step = GuideStep(
             title, section.line, kind, number=number, marker=str(number or ""), anchor=section.anchor
         )

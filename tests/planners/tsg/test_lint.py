@@ -20,17 +20,31 @@ def test_odf_diagnosis_defects() -> None:
     assert (61, "error", "unknown-jump-target") in found  # "look at the Troubleshooting section"
     assert (37, "warning", "broken-command") in found  # `oc port-forward … -n` + newline
     assert (92, "warning", "hard-coded-placeholder") in found  # grep NODE_NAME
-    assert (23, "error", "unsourced-placeholder") in found  # <cluster_id>
-    assert (87, "warning", "unquantified-condition") in found  # "any nodes are not ready"
+    # "From the list above, find the cluster id": <cluster_id> is sourced
+    assert not any(code == "unsourced-placeholder" for _, _, code in found)
+    assert (87, "note", "unquantified-condition") in found  # "any nodes are not ready": a note only
 
 
 def test_placeholders_the_prose_explains_are_sourced() -> None:
     found = findings("openshift-mcd-pivot-error.md")
-    assert (99, "error", "unsourced-placeholder") in found  # <Node-name>
     assert not any(line == 39 and code == "unsourced-placeholder" for line, _, code in found)  # $DAEMONPOD
     target_down = findings("openshift-target-down.md")
-    assert (155, "error", "unsourced-placeholder") in target_down  # $POD_NAME
     assert not any(line == 75 and code == "unsourced-placeholder" for line, _, code in target_down)
+    text = (
+        "# Capture\n\n## Diagnosis\n\n1. Capture the traffic:\n\n"
+        "   ```shell\n   tcpdump -i <primary_interface> port 53\n   ```\n\n"
+        '2. Check the namespace:\n\n   ```shell\n   NS="kube-system"\n   kubectl get pods -n $NS\n   ```\n'
+    )
+    unsourced = [(f.line, f.message.split()[0]) for f in lint_text(text) if f.code == "unsourced-placeholder"]
+    # nothing in the prose names an interface; $NS is set by the guide itself
+    assert unsourced == [(8, "<primary_interface>")]
+
+
+def test_rules_below_80_percent_precision_are_notes() -> None:
+    """Measured on the ten gold guides (docs/tsg.md): these were right less than 80% of the time."""
+    text = "# G\n\n## Check\n\n1. If things look bad, run:\n\n   ```shell\n   less /var/log/syslog\n   ```\n"
+    codes = {f.code: f.severity for f in lint_text(text)}
+    assert codes == {"unquantified-condition": "note", "interactive-command": "note"}
 
 
 def test_etcd_threshold_only_in_prose() -> None:
@@ -63,7 +77,7 @@ def test_numbering_jumps_and_reachability() -> None:
 def test_findings_print_like_compiler_errors() -> None:
     finding = lint_text("# G\n\n1. If things look bad, check them.\n")[0]
     assert str(finding) == (
-        "g.md:3: warning: condition 'things look bad' has no measurable threshold or state; "
+        "g.md:3: note: condition 'things look bad' has no measurable threshold or state; "
         "say what to compare (e.g. 'above 8%', 'status is `Pending`') [unquantified-condition]"
     )
 

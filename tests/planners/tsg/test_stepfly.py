@@ -138,3 +138,10 @@ def test_a_reviewed_plan_is_used_and_cannot_add_commands(tmp_path: Path) -> None
         text=True,
     )
     assert refused.returncode == 1 and "no command at line 3" in refused.stderr
+
+
+def test_step_n_dash_headings_are_jump_targets() -> None:
+    from planners.tsg import lint_guide
+
+    codes = {f.code for f in lint_guide(parse_guide(GUIDE, "stepfly.md"))}
+    assert "unknown-jump-target" not in codes  # "proceed to Step 4" → "## Step 4 - Summarize"
