@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -369,3 +370,94 @@ def test_devices_lists_the_fleet_and_watch_follows_it(tmp_path: Path) -> None:
 def test_devices_needs_a_broker() -> None:
     proc = cli("devices")
     assert proc.returncode == 2 and "no broker" in proc.stderr
+
+
+LAB_TOOLS = "tests/orchestrator/devices/lab_tools.py"
+
+
+async def test_ask_plans_over_the_fleet_and_replans_when_a_device_goes_away() -> None:
+    """Issue 13 item 3: `ask --broker` with tools only the devices have (scripted model).
+
+    The model is shown every tool with where it runs. Between the prompt and the plan the
+    device offering `health_check` shuts down: the plan that uses it goes back to the model
+    (nothing waits for the missing device), and the new plan runs on the device left. A
+    tool announced read-only (`probe`) runs unasked; `work` is not announced read-only, so
+    without a terminal or --allow it is refused.
+    """
+    from planners.llm.testing import OpenAITestServer, RecordedRequest, ScriptedReply
+
+    from .test_cli_ask import ask, server_env
+
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    planner_calls: list[RecordedRequest] = []
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "lab-1", "--label", "site=lab", "--tools", AGENT_TOOLS,
+            "--tools", LAB_TOOLS, ready="agent lab-1 online", stream="stderr",
+        ),
+        background(
+            "agent", "--broker", url, "--id", "edge-1", "--label", "site=edge", "--tools", TOOLS,
+            ready="agent edge-1 online", stream="stderr",
+        ) as edge,
+    ):  # fmt: skip
+
+        def respond(record: RecordedRequest) -> ScriptedReply:
+            if "You are the joiner" in record.text:
+                return ScriptedReply.finish("lab-1 answered the probe")
+            planner_calls.append(record)
+            if len(planner_calls) == 1:
+                # The device goes away while the model "thinks" (its offline status is out).
+                os.killpg(edge.pid, signal.SIGINT)
+                edge.wait(timeout=20)
+                return ScriptedReply.plan([{"id": "t1", "tool": "health_check", "args": {"check": "disk"}}])
+            if len(planner_calls) == 2:
+                first = re.search(r"numbered from t([0-9]+)", record.text)
+                n = int(first.group(1)) if first else 1
+                return ScriptedReply.plan(
+                    [
+                        {"id": f"t{n}", "tool": "probe"},
+                        {"id": f"t{n + 1}", "tool": "work", "args": {"seconds": 0.01}, "deps": [f"t{n}"]},
+                    ]
+                )
+            return ScriptedReply.plan([])  # after the refused step: nothing more to do
+
+        async with OpenAITestServer(responder=respond) as server:
+            code, stdout, stderr = await ask(
+                "Which lab device answers?", "--broker", url, "--json", env=server_env(server)
+            )
+    assert len(planner_calls) >= 2, stderr
+    prompt = planner_calls[0].text
+    assert "## probe" in prompt and "Where: runs on lab-1 (site=lab)" in prompt, prompt
+    assert "## health_check" in prompt and "Where: runs on edge-1 (site=edge)" in prompt, prompt
+    # A repair (the plan was checked against the live fleet) or a replan (its task failed).
+    assert "no live device offers" in planner_calls[1].text, planner_calls[1].text
+    lines = json_lines(stdout)
+    ended = {e["task_id"]: e for e in lines if e["event"] == "task_ended"}
+    probes = [e for e in ended.values() if e["status"] == "succeeded" and e["output"].get("device")]
+    assert [e["output"]["device"] for e in probes] == ["lab-1"], stdout
+    assert code == 1 and "1 step(s) were not approved" in stderr, stderr
+    assert lines[-1]["answer"] == "lab-1 answered the probe"
+
+
+def test_tsg_run_checks_the_guide_against_the_fleet_before_running(tmp_path: Path) -> None:
+    """Issue 13 item 1 for `tsg run --broker`: a command no live device can run fails first."""
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    database = tmp_path / "metrics.db"
+    with (
+        background("broker", "--port", str(port), ready="stepweave broker ready", stream="stdout"),
+        background(
+            "agent", "--broker", url, "--id", "edge-1", "--tools", AGENT_TOOLS,
+            ready="agent edge-1 online", stream="stderr",
+        ),
+    ):  # fmt: skip
+        proc = cli(
+            "tsg", "run", "examples/tsg/disk-usage.md", "--broker", url, "--yes",
+            "--set", f"DATA_DIR={tmp_path}", "--set", f"database={database}",
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "no live device offers tool 'shell'" in proc.stderr, proc.stderr
+    assert "disk-usage.md:" in proc.stderr and "edge-1 (work)" in proc.stderr
+    assert not database.exists()  # nothing ran
