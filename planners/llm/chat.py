@@ -2,18 +2,29 @@
 transient, stream the text back, and count the tokens and the time.
 
 The openai client's own retries are switched off (``max_retries=0``) so that this is the
-one place that decides: rate limits, 5xx and timeouts are retried with exponential
-backoff and jitter (tenacity), honouring ``Retry-After``; anything else fails at once as
-a ``PlannerError`` that carries the server's own message. A response format the server
-rejects is not an error but a reason to try the next weaker one (see ``formats``).
+one place that decides: rate limits (429), 408, 409, 5xx other than 501/505 and
+connection failures are retried with exponential backoff and jitter (tenacity),
+honouring ``Retry-After``; anything else (another 4xx, a malformed URL) fails at once as
+a ``PlannerError`` that carries the server's own message, on one line. A response format
+the server rejects is not an error but a reason to try the next weaker one.
+
+Calls to one server are serialized by default (``max_parallel_calls=1``): llama.cpp's
+server cuts a running stream off when a second request arrives. A stream that ends
+without ``finish_reason`` or breaks off is a transport failure (``ChatCall.transport``),
+retried by the caller and never shown to the model as a problem with its answer. A call
+that sends nothing for ``first_token_timeout`` seconds (or stalls for ``idle_timeout``
+mid-stream) fails at once with a message naming the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
 import importlib
+import re
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +38,17 @@ from orchestrator import PlannerError
 from .formats import FormatMode, ServerMemory, is_format_rejection, response_format, weaker
 from .usage import CallKind, CallUsage
 
-__all__ = ["ChatCall", "ChatCaller", "JsonRequest"]
+__all__ = ["DEFAULT_MAX_TOKENS", "ChatCall", "ChatCaller", "JsonRequest", "one_line"]
 
+#: Completion tokens per call kind: a plan of a dozen tasks is ~600 tokens, a join's
+#: answer a few hundred; the cap stops a model that rambles to the context limit.
+DEFAULT_MAX_TOKENS: Mapping[CallKind, int] = {"plan": 1536, "repair": 1536, "replan": 1536, "join": 1024}
 #: Statuses worth another attempt: timeout, conflict, rate limit, and server errors.
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
+#: Server errors that say "never": not implemented, HTTP version not supported.
+_PERMANENT_SERVER_ERRORS = frozenset({501, 505})
+_CONTEXT_WORDS = ("context length", "context window", "context_length", "maximum context", "n_ctx")
+_TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 _HINTS = {
     401: "check OPENAI_API_KEY (or api_key=)",
     403: "the key may not have access to this model or endpoint",
@@ -59,8 +77,22 @@ class JsonRequest:
     schema: dict[str, Any]
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` (perhaps an HTML error page) as one line of at most ``limit`` characters."""
+    if "<" in text and ">" in text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else _TAGS.sub(" ", text)
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def server_message(exc: APIStatusError) -> str:
-    """The server's own words, from the error body when it has them."""
+    """The server's own words, on one line."""
+    return one_line(_server_message(exc))
+
+
+def _server_message(exc: APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -77,8 +109,18 @@ def server_message(exc: APIStatusError) -> str:
 
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, APIStatusError):
-        return exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500
-    return isinstance(exc, APIConnectionError)  # includes APITimeoutError
+        status = exc.status_code
+        return status in _TRANSIENT_STATUSES or (status >= 500 and status not in _PERMANENT_SERVER_ERRORS)
+    if isinstance(exc, APIConnectionError):  # includes APITimeoutError
+        return not _bad_url(exc)
+    return False
+
+
+def _bad_url(exc: BaseException) -> bool:
+    """A URL no retry can fix (``htp://``, no host): httpx says so before connecting."""
+    cause = exc.__cause__ or exc.__context__
+    # By name: the openai client raises httpx's or httpx2's classes, depending on its version.
+    return type(cause).__name__ in {"UnsupportedProtocol", "InvalidURL"}
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -111,8 +153,13 @@ class ChatCaller:
         retry_wait: float = 0.5,
         max_retry_wait: float = 20.0,
         temperature: float | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | Mapping[CallKind, int] | None = None,
+        max_parallel_calls: int = 1,
+        first_token_timeout: float | None = 60.0,
+        idle_timeout: float | None = 30.0,
     ) -> None:
+        if max_parallel_calls < 1:
+            raise ValueError(f"max_parallel_calls must be >= 1, got {max_parallel_calls}")
         self.client = client
         self.model = model
         self.server = str(client.base_url).rstrip("/")
@@ -123,6 +170,10 @@ class ChatCaller:
         self.max_retry_wait = max_retry_wait
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.max_parallel_calls = max_parallel_calls
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self._slots = asyncio.Semaphore(max_parallel_calls)
         #: Every call made through this caller, in order.
         self.calls: list[CallUsage] = []
         self._backoff = wait_exponential_jitter(multiplier=retry_wait, max=max_retry_wait, jitter=retry_wait)
@@ -137,6 +188,12 @@ class ChatCaller:
         """A call to iterate for its text (``stream=False`` yields the whole answer at once)."""
         return ChatCall(self, request, stream=stream, on_retry=on_retry)
 
+    def max_tokens_for(self, kind: CallKind) -> int | None:
+        """The completion-token cap of one call kind (``None``: the server's default)."""
+        if isinstance(self.max_tokens, Mapping):
+            return self.max_tokens.get(kind, DEFAULT_MAX_TOKENS.get(kind))
+        return self.max_tokens
+
     def wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
         asked = _retry_after(outcome.exception() if outcome is not None else None)
@@ -149,6 +206,11 @@ class ChatCaller:
         what = f"the {kind} call to {self.server} (model {self.model!r})"
         if isinstance(exc, APIStatusError):
             hint = _HINTS.get(exc.status_code)
+            if any(word in server_message(exc).lower() for word in _CONTEXT_WORDS):
+                hint = (
+                    f"the prompt plus max_tokens ({self.max_tokens_for(kind)}) exceed the model's context "
+                    "window: give the server a larger context (llama.cpp: --n_ctx) or lower max_tokens"
+                )
             reason = exc.response.reason_phrase or ""
             message = f"{what} failed: HTTP {exc.status_code} {reason}".rstrip()
             message += f": {server_message(exc)}"
@@ -157,6 +219,8 @@ class ChatCaller:
             return PlannerError(message)
         if isinstance(exc, APITimeoutError):
             return PlannerError(f"{what} timed out after {self.retries + 1} attempts")
+        if isinstance(exc, APIConnectionError) and _bad_url(exc):
+            return PlannerError(f"{what}: the URL is not usable ({exc.__cause__}); check OPENAI_BASE_URL")
         if isinstance(exc, APIConnectionError):
             cause = exc.__cause__ or exc
             return PlannerError(
@@ -169,9 +233,10 @@ class ChatCaller:
 class ChatCall:
     """One model call. Iterate it for text as it arrives; then read ``usage`` and ``text``.
 
-    A stream that breaks off midway is not raised: the text so far is kept and
-    ``interrupted`` says why, so the caller can treat it as a truncated answer to repair
-    (the tasks it already completed have started and stay started).
+    A stream that breaks off midway, or ends without ``finish_reason``, is not raised: the
+    text so far is kept and ``transport`` says what happened, so the caller can retry the
+    call (the tasks it already started stay started) without blaming the model.
+    ``finish_reason`` is the server's (``length``: the answer hit ``max_tokens``).
     """
 
     def __init__(
@@ -188,8 +253,11 @@ class ChatCall:
         self._on_retry = on_retry
         #: The answer's pieces: joined once when read, never re-copied per piece (linear).
         self._parts: list[str] = []
-        self.interrupted: str | None = None
+        self.transport: str | None = None
+        self.finish_reason: str | None = None
         self.usage: CallUsage | None = None
+        self.retries = 0
+        self.max_tokens = caller.max_tokens_for(request.kind)
         self.mode = caller.forced_format or caller.memory.format_for(caller.server)
 
     @property
@@ -202,53 +270,95 @@ class ChatCall:
     def __aiter__(self) -> AsyncGenerator[str, None]:
         return self._run()
 
+    def _silent(self, waited: float, first: bool) -> PlannerError:
+        caller = self._caller
+        what = f"the {self.request.kind} call to {caller.server} (model {caller.model!r})"
+        if first:
+            return PlannerError(
+                f"{what} sent nothing for {waited:g}s (first_token_timeout): the server may be hung "
+                "or overloaded"
+            )
+        return PlannerError(f"{what} stalled mid-answer for {waited:g}s (idle_timeout)")
+
     async def _run(self) -> AsyncGenerator[str, None]:
         caller = self._caller
-        started = time.perf_counter()
-        first: float | None = None
-        retries = 0
-        usage: Any = None
-        try:
-            response, retries = await self._open()
-            if not self.stream:
-                usage = response.usage
-                content = response.choices[0].message.content if response.choices else None
-                if content:
-                    first = time.perf_counter() - started
-                    self._parts = [content]
-                    yield content
-                return
+        async with caller._slots:
+            started = time.perf_counter()
+            first: float | None = None
+            usage: Any = None
+            first_limit = caller.first_token_timeout
             try:
-                async for chunk in response:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        delta = choice.delta.content if choice.delta is not None else None
-                        if delta:
-                            if first is None:
-                                first = time.perf_counter() - started
-                            self._parts.append(delta)
-                            yield delta
-            except _STREAM_ERRORS as exc:
-                self.interrupted = f"the response stream broke off: {type(exc).__name__}: {exc}"
+                try:
+                    async with asyncio.timeout(first_limit if self.stream else None):
+                        response = await self._open()
+                except TimeoutError:
+                    raise self._silent(first_limit or 0.0, first=True) from None
+                if not self.stream:
+                    usage = response.usage
+                    choice = response.choices[0] if response.choices else None
+                    content = choice.message.content if choice is not None else None
+                    self.finish_reason = choice.finish_reason if choice is not None else None
+                    if content:
+                        first = time.perf_counter() - started
+                        self._parts = [content]
+                        yield content
+                    return
+                chunks = aiter(response)
+                try:
+                    while True:
+                        if first is None:
+                            limit = (
+                                None if first_limit is None else first_limit - (time.perf_counter() - started)
+                            )
+                        else:
+                            limit = caller.idle_timeout
+                        try:
+                            async with asyncio.timeout(None if limit is None else max(0.0, limit)):
+                                chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            waited = first_limit if first is None else caller.idle_timeout
+                            raise self._silent(waited or 0.0, first=first is None) from None
+                        if chunk.usage is not None:
+                            usage = chunk.usage
+                        for choice in chunk.choices:
+                            if choice.finish_reason:
+                                self.finish_reason = choice.finish_reason
+                            delta = choice.delta.content if choice.delta is not None else None
+                            if delta:
+                                if first is None:
+                                    first = time.perf_counter() - started
+                                self._parts.append(delta)
+                                yield delta
+                    if self.finish_reason is None:
+                        self.transport = (
+                            f"the stream from {caller.server} ended without a finish_reason (the server "
+                            "cut it off; llama.cpp does when another request interrupts it)"
+                        )
+                except _STREAM_ERRORS as exc:
+                    self.transport = f"the stream from {caller.server} broke off: {type(exc).__name__}: {exc}"
+                finally:
+                    await response.close()
             finally:
-                await response.close()
-        finally:
-            self.usage = CallUsage(
-                kind=self.request.kind,
-                model=caller.model,
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                seconds=time.perf_counter() - started,
-                first_token_seconds=first,
-                response_format=self.mode.value,
-                retries=retries,
-                reported=usage is not None,
-            )
-            caller.calls.append(self.usage)
+                self.usage = CallUsage(
+                    kind=self.request.kind,
+                    model=caller.model,
+                    prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                    completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                    seconds=time.perf_counter() - started,
+                    first_token_seconds=first,
+                    response_format=self.mode.value,
+                    retries=self.retries,
+                    reported=usage is not None,
+                    max_tokens=self.max_tokens,
+                    finish_reason=self.finish_reason,
+                    transport_error=self.transport,
+                )
+                caller.calls.append(self.usage)
 
-    async def _open(self) -> tuple[Any, int]:
-        """Send the request, falling back to weaker formats; return the response and retries."""
+    async def _open(self) -> Any:
+        """Send the request, falling back to weaker formats; return the response."""
         caller = self._caller
         memory = caller.memory
         while True:
@@ -277,15 +387,15 @@ class ChatCall:
             kwargs["response_format"] = fmt
         if caller.temperature is not None:
             kwargs["temperature"] = caller.temperature
-        if caller.max_tokens is not None:
-            kwargs["max_tokens"] = caller.max_tokens
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
         if self.stream:
             kwargs["stream"] = True
             if caller.memory.stream_options_ok(caller.server):
                 kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
-    async def _create(self, kwargs: dict[str, Any]) -> tuple[Any, int]:
+    async def _create(self, kwargs: dict[str, Any]) -> Any:
         caller = self._caller
         mode = self.mode
 
@@ -297,6 +407,7 @@ class ChatCall:
             return _is_transient(exc)
 
         def before_sleep(state: RetryCallState) -> None:
+            self.retries += 1  # counted here, so a call that fails in the end still says how often
             if self._on_retry is not None and state.outcome is not None:
                 exc = state.outcome.exception()
                 delay = state.next_action.sleep if state.next_action else 0.0
@@ -312,6 +423,5 @@ class ChatCall:
         )
         async for attempt in retrying:
             with attempt:
-                response = await caller.client.chat.completions.create(**kwargs)
-                return response, attempt.retry_state.attempt_number - 1
+                return await caller.client.chat.completions.create(**kwargs)
         raise AssertionError("unreachable: tenacity returns or re-raises")

@@ -10,6 +10,10 @@ the assembler drops a repeat of one, so nothing runs twice.
 A plan is untrusted input of unbounded size, so each answer is capped in bytes and in
 tasks: crossing a cap ends planning at once with a ``PlannerError`` naming the limit
 (no repair: a model that wrote too much is not asked to write more).
+
+A stream the server cut off (no ``finish_reason``, a dropped connection) is the
+transport's fault, not the model's: the same request is sent again (up to the caller's
+``retries``), and the model never hears of it.
 """
 
 from __future__ import annotations
@@ -68,7 +72,9 @@ class PlanCall:
     async def tasks(self) -> AsyncIterator[Task]:
         request = self._request
         messages: list[dict[str, str]] = list(request.messages)
-        for attempt in range(self._max_repairs + 1):
+        attempt = 0
+        cut_off = 0
+        while True:
             kind: CallKind = request.kind if attempt == 0 else "repair"
             self.repairs = attempt
             scanner = JsonScanner()
@@ -101,7 +107,13 @@ class PlanCall:
                 if call.usage is not None:
                     self.calls.append(call.usage)
                     self._emit(PlannerCallEnded(run_id=self._run_id, usage=call.usage))
-            problems = self._problems(scanner, call.interrupted)
+            if call.transport is not None:
+                if cut_off >= self._caller.retries:
+                    raise PlannerError(f"{call.transport}, {cut_off + 1} times: giving up")
+                cut_off += 1
+                self._retrying(kind, ConnectionError(call.transport), 0.0)
+                continue  # the same request again: the model did nothing wrong
+            problems = self._problems(scanner, call.finish_reason, call.max_tokens)
             if not problems:
                 return
             left = self._max_repairs - attempt
@@ -115,11 +127,16 @@ class PlanCall:
                     "content": render("repair", problems=problems, started=[t.id for t in self.started]),
                 },
             ]
+            attempt += 1
 
-    def _problems(self, scanner: JsonScanner, interrupted: str | None) -> list[str]:
+    def _problems(self, scanner: JsonScanner, finish_reason: str | None, max_tokens: int | None) -> list[str]:
         problems = scanner.close()
-        if problems and interrupted:
-            problems.insert(0, interrupted)
+        if problems and finish_reason == "length":
+            limit = f" ({max_tokens} tokens)" if max_tokens else ""
+            problems.insert(
+                0,
+                f"the answer hit the length limit{limit} before it was complete: write fewer, shorter tasks",
+            )
         problems += self._assembler.finish()
         if not problems and not self.started and not self._allow_empty:
             problems.append(EMPTY_PLAN)

@@ -22,7 +22,7 @@ import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Literal
 
@@ -43,7 +43,7 @@ from orchestrator import (
 from tools import ToolRegistry
 
 from .assemble import PlanAssembler
-from .chat import ChatCaller, JsonRequest
+from .chat import DEFAULT_MAX_TOKENS, ChatCaller, JsonRequest
 from .config import MODEL_ENV, NO_KEY, LLMConfigError, check_configuration
 from .events import AskEnded
 from .formats import SHARED_MEMORY, FormatMode, ServerMemory
@@ -54,7 +54,7 @@ from .result import AskResult
 from .schema import plan_schema
 from .session import AskSession
 from .settings import DEFAULT_MAX_PLAN_BYTES, DEFAULT_MAX_PLAN_TASKS, Placement, PlannerSettings
-from .usage import Pricing, Usage
+from .usage import CallKind, Pricing, Usage
 
 __all__ = ["EventHandler", "LLMPlanner", "ResponseFormatChoice"]
 
@@ -78,7 +78,13 @@ class LLMPlanner:
         api_retries: retries of transient API errors (429, 5xx, timeouts) per call.
         retry_wait: first backoff in seconds (doubles, with jitter; ``Retry-After`` wins).
         timeout: seconds per API request.
-        temperature, max_tokens: sent only when set (some models reject ``temperature``).
+        first_token_timeout: seconds a streamed call may send nothing before it fails
+            (naming the server); ``idle_timeout``: seconds a stream may stall mid-answer.
+        max_parallel_calls: model calls in flight at once on this planner's server (1:
+            llama.cpp's server cuts a running stream off when another request arrives).
+        temperature: sent only when set (some models reject it).
+        max_tokens: completion-token cap per call, one number or per call kind
+            (``{"plan": 1536, "join": 1024}``; default ``DEFAULT_MAX_TOKENS``).
         result_limit: characters of each task's output shown to the model.
         instructions: extra text for the planner's system prompt.
         pricing: turns token counts into cost in ``Usage.cost``.
@@ -111,7 +117,10 @@ class LLMPlanner:
         retry_wait: float = 0.5,
         timeout: float = 120.0,
         temperature: float | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | Mapping[CallKind, int] | None = DEFAULT_MAX_TOKENS,
+        first_token_timeout: float | None = 60.0,
+        idle_timeout: float | None = 30.0,
+        max_parallel_calls: int = 1,
         result_limit: int = 2000,
         instructions: str = "",
         pricing: Pricing | None = None,
@@ -160,6 +169,9 @@ class LLMPlanner:
             retry_wait=retry_wait,
             temperature=temperature,
             max_tokens=max_tokens,
+            first_token_timeout=first_token_timeout,
+            idle_timeout=idle_timeout,
+            max_parallel_calls=max_parallel_calls,
         )
         self._sessions: dict[str, AskSession] = {}
         self._recovery = Recovery(self._caller, self.settings)

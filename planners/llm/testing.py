@@ -9,6 +9,9 @@ client is what talks to it and nothing about the client is mocked::
 
 Replies are consumed in order, one per chat completion request (``responder`` answers
 when the queue is empty); every request is recorded with the times its chunks were sent.
+Replies can misbehave the way real servers do: end a stream without ``finish_reason``
+(llama.cpp when a second request interrupts the first), stall mid-stream (a hung server),
+answer an error as an HTML page (a proxy), report no usage, stop at ``length``.
 Switches mimic real servers: ``reject_json_schema`` answers HTTP 500 to a ``json_schema``
 response format the way llama.cpp does, ``api_key`` makes a wrong key a 401. The server
 runs in the event loop of whoever starts it; it is not for production use.
@@ -50,7 +53,12 @@ class ScriptedReply:
     (or ``1 / tokens_per_second`` when set). A non-streaming request waits as long as the
     stream would take, then answers whole. ``write_size`` cuts the HTTP body into writes of
     that many bytes (SSE lines and UTF-8 characters split anywhere); ``drop_after`` closes
-    the connection after that many chunks, mid-answer.
+    the connection after that many chunks, mid-answer; ``stall_after`` stops sending after
+    that many chunks and keeps the connection open (a hung server).
+
+    ``finish_reason`` ends the answer (``None``: the stream ends with ``[DONE]`` and no
+    reason, as llama.cpp does to an interrupted request); ``usage=False`` reports no token
+    counts; ``html`` sends an error as that HTML page instead of an OpenAI error body.
     """
 
     content: str = ""
@@ -63,6 +71,10 @@ class ScriptedReply:
     tokens_per_second: float | None = None
     write_size: int | None = None
     drop_after: int | None = None
+    stall_after: int | None = None
+    finish_reason: str | None = "stop"
+    usage: bool = True
+    html: str | None = None
 
     @classmethod
     def json(cls, value: Any, **options: Any) -> ScriptedReply:
@@ -89,6 +101,11 @@ class ScriptedReply:
     def failure(cls, status: int, message: str, headers: Mapping[str, str] | None = None) -> ScriptedReply:
         """An HTTP error with an OpenAI-style error body."""
         return cls(status=status, error=message, headers=dict(headers or {}))
+
+    @classmethod
+    def html_error(cls, status: int, page: str) -> ScriptedReply:
+        """An HTTP error whose body is an HTML page (a reverse proxy's, say)."""
+        return cls(status=status, html=page)
 
     def pieces(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else split_tokens(self.content)
@@ -289,6 +306,9 @@ class OpenAITestServer:
             await self._send_error(record, writer, 500, LLAMA_CPP_JSON_SCHEMA_ERROR, "server_error", {})
             return True
         reply = self._next_reply(record)
+        if reply.status != 200 and reply.html is not None:
+            await self._send_body(record, writer, reply.status, reply.html.encode(), "text/html", {})
+            return True
         if reply.status != 200:
             await self._send_error(record, writer, reply.status, reply.error, "", reply.headers)
             return True
@@ -329,11 +349,12 @@ class OpenAITestServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": "".join(pieces)},
-                    "finish_reason": "stop",
+                    "finish_reason": reply.finish_reason,
                 }
             ],
-            "usage": self._usage(record, len(pieces)),
         }
+        if reply.usage:
+            body["usage"] = self._usage(record, len(pieces))
         await self._send_json(record, writer, 200, body, {})
         record.chunk_times.append(time.time())
 
@@ -358,13 +379,16 @@ class OpenAITestServer:
             if reply.drop_after is not None and index >= reply.drop_after:
                 writer.transport.abort()  # the connection breaks off mid-answer
                 return False
+            if reply.stall_after is not None and index >= reply.stall_after:
+                await asyncio.Event().wait()  # hung: nothing more, until close() aborts us
             delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
             await self._send_event(writer, reply, self._chunk(ident, [{"index": 0, "delta": delta}]))
             record.chunk_times.append(time.time())
-        stop = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
-        await self._send_event(writer, reply, self._chunk(ident, stop))
+        if reply.finish_reason is not None:
+            stop = [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]
+            await self._send_event(writer, reply, self._chunk(ident, stop))
         options = record.body.get("stream_options") or {}
-        if options.get("include_usage"):
+        if options.get("include_usage") and reply.usage:
             usage_chunk = self._chunk(ident, [])
             usage_chunk["usage"] = self._usage(record, len(pieces))
             await self._send_event(writer, reply, usage_chunk)
@@ -421,12 +445,24 @@ class OpenAITestServer:
         body: Any,
         headers: Mapping[str, str],
     ) -> None:
+        await self._send_body(
+            record, writer, status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers
+        )
+
+    async def _send_body(
+        self,
+        record: RecordedRequest,
+        writer: asyncio.StreamWriter,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+    ) -> None:
         record.status = status
-        data = json.dumps(body, ensure_ascii=False).encode()
         phrase = HTTPStatus(status).phrase
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         head = (
-            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(data)}\r\n{extra}\r\n"
         )
         writer.write(head.encode() + data)
