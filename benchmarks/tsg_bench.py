@@ -54,7 +54,7 @@ async def run_once(text: str, source: str, inputs: dict[str, str], limit: int | 
     compiled = compile_guide(parse_guide(text, source))
     workflow = compiled.workflow()
     registry = builtin_registry()
-    for item in tsg_tools(ConditionJudge(assume_yes=True), registry):
+    for item in tsg_tools(ConditionJudge(), registry):
         registry.register(item)
     orchestrator = Orchestrator(tools=registry, max_concurrency=limit, approver=_approve)
     values = workflow.resolve_inputs(inputs, from_strings=True)

@@ -296,3 +296,38 @@ def test_with_local_agents_the_commands_run_on_devices_and_decisions_stay_here(t
 def test_on_without_devices_is_a_usage_error() -> None:
     result = cli("tsg", "run", HEALTH, "--yes", "--on", "site=lab")
     assert result.returncode == 2 and "--broker" in result.stderr
+
+
+GATED_GUIDE = """# Service down
+
+## Diagnosis
+
+1. Check whether the service answers:
+
+   ```shell
+   echo running
+   ```
+
+   If the service is not responding, restart it:
+
+   ```shell
+   touch {marker}
+   ```
+
+2. Note the outcome in the incident.
+"""
+
+
+def test_yes_never_decides_the_diagnosis_that_gates_a_remedy(tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    guide = tmp_path / "gated.md"
+    guide.write_text(GATED_GUIDE.format(marker=marker))
+    result = cli("tsg", "run", str(guide), "--yes", "--json")  # no terminal: nobody can decide
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()  # --yes approved the command, but the gate was never decided
+    assert "undecided: 'the service is not responding'" in result.stderr
+    assert "skipped" in result.stderr
+    steps = memory(result.stdout)
+    judge = next(v for k, v in steps.items() if k.startswith("if_the_service_is_not"))
+    assert (judge["holds"], judge["by"]) == (False, "undecided")
+    assert steps["note_the_outcome_in_the_incident"]["performed"] is False  # the flow went on
