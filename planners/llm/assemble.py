@@ -75,6 +75,7 @@ class PlanAssembler:
         target: Target = "local",
         gate: bool = False,
         placement: Placement | None = None,
+        taken: set[str] | None = None,
     ) -> None:
         self._tools = tools
         self._target = target
@@ -83,6 +84,9 @@ class PlanAssembler:
         self._existing = dict(existing or {})
         self._unusable = dict(unusable or {})
         self.dispatched: dict[str, Task] = {}
+        #: Every id dispatched in the run so far, shared by all of its assemblers (the plan,
+        #: its repairs, the joiner's replans and failure replans may be in flight together).
+        self._taken = taken if taken is not None else set()
         self._held: dict[str, Task] = {}
         self._rejected: dict[str, str] = {}
         self.problems: list[str] = []
@@ -93,7 +97,7 @@ class PlanAssembler:
 
     @property
     def next_number(self) -> int:
-        return next_task_number(self.known)
+        return next_task_number(self.known | self._taken)
 
     def begin_attempt(self) -> None:
         """Forget the problems and rejected tasks of a previous answer (a repair follows)."""
@@ -151,6 +155,12 @@ class PlanAssembler:
                 f"number new tasks from t{self.next_number}",
             )
             return None
+        if planned.id in self._taken:
+            self._reject(
+                planned.id,
+                f"{where}: id {planned.id!r} is already used in this run; number new tasks from t{self.next_number}",
+            )
+            return None
         if planned.id in self._held:
             self._reject(planned.id, f"{where}: duplicate task id {planned.id!r}")
             return None
@@ -206,13 +216,19 @@ class PlanAssembler:
     def _release(self, task: Task) -> list[Task]:
         ready = [task]
         self.dispatched[task.id] = task
+        self._taken.add(task.id)
         progress = True
         while progress and self._held:
             progress = False
             for held in list(self._held.values()):
+                if held.id in self._taken:  # another plan took its id while it waited
+                    del self._held[held.id]
+                    self._reject(held.id, f"task {held.id!r}: id {held.id!r} is already used in this run")
+                    continue
                 if held.dependencies <= self.known:
                     del self._held[held.id]
                     self.dispatched[held.id] = held
+                    self._taken.add(held.id)
                     ready.append(held)
                     progress = True
         return ready

@@ -71,6 +71,8 @@ class AskSession:
         self.decisions: list[JoinDecision] = []
         self.calls: list[CallUsage] = []
         self.replans = 0
+        #: Every task id dispatched in this run, by any plan, repair or replan (ids stay unique).
+        self.ids: set[str] = set()
         self.answer: str | None = None
         self.error: PlannerError | None = None
         self._schema = plan_schema(tools)
@@ -95,6 +97,7 @@ class AskSession:
                     target=self.settings.target,
                     gate=self.settings.require_approval,
                     placement=self.settings.placement,
+                    taken=self.ids,
                 ),
             ):
                 yield task
@@ -152,7 +155,7 @@ class AskSession:
             self.request,
             tasks=existing.values(),
             outcomes=self.outcomes,
-            next_number=next_task_number(existing),
+            next_number=next_task_number(existing.keys() | self.ids),
             result_limit=self.settings.result_limit,
             instructions=self.settings.instructions,
             reason=reason,
@@ -165,6 +168,7 @@ class AskSession:
             target=self.settings.target,
             gate=self.settings.require_approval,
             placement=self.settings.placement,
+            taken=self.ids,
         )
         async for task in self._plan("replan", messages, assembler, reason=reason):
             yield task

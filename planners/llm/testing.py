@@ -75,6 +75,9 @@ class ScriptedReply:
     finish_reason: str | None = "stop"
     usage: bool = True
     html: str | None = None
+    #: Hold the stream before chunk ``pause_before`` until ``resume`` is set (no clock involved).
+    pause_before: int | None = None
+    resume: asyncio.Event | None = None
 
     @classmethod
     def json(cls, value: Any, **options: Any) -> ScriptedReply:
@@ -379,6 +382,8 @@ class OpenAITestServer:
             if reply.drop_after is not None and index >= reply.drop_after:
                 writer.transport.abort()  # the connection breaks off mid-answer
                 return False
+            if reply.resume is not None and index == reply.pause_before:
+                await reply.resume.wait()
             if reply.stall_after is not None and index >= reply.stall_after:
                 await asyncio.Event().wait()  # hung: nothing more, until close() aborts us
             delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}

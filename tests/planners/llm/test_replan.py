@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 
 import pytest
 
-from orchestrator import Orchestrator, PlannerError, RunStatus, Task, TaskGraph, TaskStatus
-from planners.llm import LLMPlanner
+from orchestrator import Event, Orchestrator, PlannerError, RunStatus, Task, TaskGraph, TaskStatus
+from planners.llm import LLMPlanner, PlannerCallStarted
 from planners.llm.testing import OpenAITestServer, ScriptedReply
 from tools import Tool
 
@@ -165,3 +167,36 @@ async def test_under_fail_fast_the_joiner_still_answers_from_what_finished(
     assert result.answer == "could not look it up"
     assert result.run_result.status is RunStatus.FAILED
     assert "Replanning is no longer possible" in server.completions[1].messages[0]["content"]
+
+
+async def test_ids_stay_unique_across_a_plan_its_repair_and_a_failure_replan(
+    server: OpenAITestServer, make_planner: Callable[..., LLMPlanner], toolset: list[Tool], calls: Calls
+) -> None:
+    """t1 fails while the plan still streams; the failure replan takes t2; the repair must not."""
+    planner = make_planner(server)
+    orchestrator = Orchestrator(toolset, failure_policy="replan", replanner=planner.replanner)
+    first = json.dumps({"tasks": [task("t1", "broken", query="a")]})[:-2]
+    replan_seen = asyncio.Event()
+    server.queue(
+        # The plan: t1 (broken), then -- once the failure replan has asked -- a bad t2.
+        ScriptedReply(
+            chunks=[first, ', {"id": "t2", "tool": "search", "args": {}, "deps": []}]}'],
+            pause_before=1,
+            resume=replan_seen,
+        ),
+        ScriptedReply.plan([task("t2", query="b")]),  # the failure replan (after the plan's stream)
+        ScriptedReply.plan([task("t2", query="c")]),  # the repair reuses t2: refused
+        ScriptedReply.plan([task("t3", query="c")]),  # the second repair numbers on
+        ScriptedReply.finish("b and c"),
+    )
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PlannerCallStarted) and event.call == "replan":
+            replan_seen.set()
+
+    result = await planner.ask("Find a", orchestrator, on_event=on_event, time_limit=30)
+    assert result.answer == "b and c"
+    assert sorted(a["query"] for a in calls.args["search"]) == ["b", "c"]
+    assert "'t2' is already used in this run; number new tasks from t3" in server.completions[3].text
+    ids = [t.id for plan in result.plans for t in plan.tasks]
+    assert sorted(ids) == ["t1", "t2", "t3"]
