@@ -4,6 +4,7 @@ tools. (``run`` lives in :mod:`.running`: it needs the engine, devices and the j
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,7 +94,7 @@ def graph(
     """Print the workflow's dependency graph (Mermaid, Graphviz DOT or JSON)."""
     if format_ not in ("mermaid", "dot", "json"):
         fail(f"--format must be mermaid, dot or json, not {format_!r}", code=2)
-    workflow = _load_with_fleet(flow, tools, broker, None, None)
+    workflow = _load_with_fleet(flow, _with_tsg_tools(flow, tools), broker, None, None)
     task_graph = workflow.to_graph()
     from ..export import to_dot, to_json, to_mermaid
 
@@ -103,6 +104,18 @@ def graph(
         print(to_dot(task_graph))
     else:
         print(to_mermaid(task_graph))
+
+
+def _with_tsg_tools(flow: Path, tools: list[str] | None) -> list[str] | None:
+    """A workflow compiled from a guide (``stepweave tsg compile``) names the tsg tools: drawing
+    its graph needs no --tools flag (only the tools' names and schemas are used here)."""
+    try:
+        text = flow.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return tools
+    if re.search(r"^\s*tool:\s*tsg_(?:judge|manual|repeat)\s*$", text, re.MULTILINE):
+        return [*(tools or []), "planners.tsg.workflow_tools"]
+    return tools
 
 
 def schema() -> None:
