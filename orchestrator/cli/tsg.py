@@ -38,11 +38,11 @@ from tools import ToolRegistry
 
 from ..console import ProgressView, summary_table
 from ..devices import parse_labels
-from ..errors import DeviceError, PlannerError
+from ..errors import DeviceError, JournalError, PlannerError
 from ..events import Event
 from ..graph import LabelsTarget, Target, Task, TaskGraph, TaskStatus
 from ..report import write_html
-from ..result import RunResult
+from ..result import RunResult, RunStatus
 from ..run import Orchestrator
 from ..terminal_text import escape_control, escape_for_terminal, safe_text
 from .common import (
@@ -68,6 +68,7 @@ from .devices import (
     learn_fleet,
     with_fleet,
 )
+from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 
 if TYPE_CHECKING:
     from planners.llm import LLMConfig
@@ -402,6 +403,12 @@ def run(
     llm: LLMOption = False,
     model: ModelOption = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print the event stream as JSON Lines.")] = False,
+    keep_going: Annotated[
+        bool,
+        typer.Option("--keep-going", help="On a failure, let the steps that do not depend on it finish."),
+    ] = False,
+    journal: JournalOption = None,
+    no_journal: NoJournalOption = False,
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
@@ -474,6 +481,17 @@ def run(
         async with lock:  # one question on the terminal at a time
             return await approve(task, args)
 
+    # Journaled like `stepweave run`; `stepweave resume RUN_ID --tools planners.tsg.workflow_tools`
+    # continues it (tool modules are named again: resume never imports a path read from a journal).
+    metadata = run_metadata(
+        guide,
+        ["planners.tsg.workflow_tools", *(tools or [])],
+        keep_going=keep_going,
+        max_concurrency=None,
+        env=None,
+    )
+    journaled: list[str] = []
+
     async def execute() -> tuple[RunResult, list[Event], Any]:
         # Local agents offer the built-in tools (shell, sql, ...) and the --tools modules.
         agent_tools = ["tools.builtin", *(tools or [])]
@@ -482,16 +500,39 @@ def run(
         ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,
-                failure_policy="fail_fast",
+                failure_policy="continue" if keep_going else "fail_fast",
                 approver=approver,
                 executors={"device": devices} if devices is not None else None,
+                journal=None if no_journal else journal_for(journal),
             )
-            return await _execute(orchestrator, graph, inputs, view)
+            async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
+                if orchestrator.journal is not None:
+                    journaled.append(handle.run_id)
+                    err.print(
+                        f"run {handle.run_id}, journaled in {orchestrator.journal.where}",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=True,
+                    )
+                result, events = await watch(handle, view)
+                return result, events, handle.graph
+
+    def resume_hint() -> None:
+        if journaled:
+            again = "".join(f" --tools {t}" for t in ["planners.tsg.workflow_tools", *(tools or [])])
+            err.print(
+                f"continue it with: stepweave resume {journaled[0]}{again}", highlight=False, markup=False
+            )
 
     try:
         result, events, final_graph = asyncio.run(execute())
+    except KeyboardInterrupt:
+        resume_hint()
+        fail("interrupted", code=130)
     except DeviceError as exc:
         fail(f"{guide}: {exc}")
+    except JournalError as exc:
+        fail(str(exc))
     if report is not None:
         path = write_html(report, final_graph, result, events, title=compiled.guide.title)
         if not json_lines:
@@ -507,6 +548,8 @@ def run(
     for line in _undecided(compiled, result):
         err.print(escape_control(line), highlight=False, markup=False)
     if not result.ok:
+        if result.status is RunStatus.CANCELLED:
+            resume_hint()
         fail(_failure(guide, compiled, result))
 
 
@@ -549,14 +592,6 @@ def _on_devices(graph: TaskGraph, on: list[str] | None) -> TaskGraph:
         for task in graph.tasks.values()
     ]
     return TaskGraph(tasks, name=graph.name)
-
-
-async def _execute(
-    orchestrator: Orchestrator, graph: Any, inputs: Mapping[str, Any], view: ProgressView | None
-) -> tuple[RunResult, list[Event], Any]:
-    async with orchestrator.start(graph, inputs=inputs) as handle:
-        result, events = await watch(handle, view)
-        return result, events, handle.graph
 
 
 def _failure(guide: Path, compiled: CompiledGuide, result: RunResult) -> str:

@@ -3,21 +3,21 @@
     stepweave tsg compile guide.md -o guide.flow.yaml
     stepweave run guide.flow.yaml --tools planners.tsg.workflow_tools [--yes]
 
-Conditions without a measurable test are asked at the terminal; without one, ``--yes``
-(``STEPWEAVE_ASSUME_YES=1``, read when the condition comes up) takes them as true. There
-is no LLM judge here: ``stepweave tsg run --llm`` is the way to get one.
+Conditions without a measurable test are asked at the terminal; without one they are
+undecided, which never holds (``--yes`` approves commands, it never decides a condition).
+There is no LLM judge here: ``stepweave tsg run --llm`` is the way to get one. A journaled
+``stepweave tsg run`` resumes with ``stepweave resume RUN_ID --tools planners.tsg.workflow_tools``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 
 from tools import Tool
-from tools.builtin import ASSUME_YES_ENV, builtin_registry
+from tools.builtin import builtin_registry
 
-from .judge import ConditionJudge, Judgement
+from .judge import ConditionJudge
 from .tools import tsg_tools
 
 __all__ = ["tsg_judge", "tsg_manual", "tsg_repeat"]
@@ -33,17 +33,9 @@ async def _terminal(question: str) -> bool | None:
     return answer.strip().lower() in ("y", "yes")
 
 
-class _EnvironmentJudge(ConditionJudge):
-    """Reads ``--yes`` from the environment at decision time (the CLI sets it when the run starts)."""
-
-    async def decide(self, *args: object, **kwargs: object) -> Judgement:
-        self.assume_yes = os.environ.get(ASSUME_YES_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-        return await super().decide(*args, **kwargs)  # type: ignore[arg-type]
-
-
 _registry = builtin_registry()
 _tools: dict[str, Tool] = {
-    t.name: t for t in tsg_tools(_EnvironmentJudge(ask=_terminal), _registry, _terminal)
+    t.name: t for t in tsg_tools(ConditionJudge(ask=_terminal), _registry, _terminal)
 }
 tsg_judge = _tools["tsg_judge"]
 tsg_manual = _tools["tsg_manual"]

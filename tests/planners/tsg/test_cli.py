@@ -331,3 +331,30 @@ def test_yes_never_decides_the_diagnosis_that_gates_a_remedy(tmp_path: Path) -> 
     judge = next(v for k, v in steps.items() if k.startswith("if_the_service_is_not"))
     assert (judge["holds"], judge["by"]) == (False, "undecided")
     assert steps["note_the_outcome_in_the_incident"]["performed"] is False  # the flow went on
+
+
+def test_a_guide_run_is_journaled_keeps_going_and_its_compiled_graph_draws(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    guide = tmp_path / "two.md"
+    guide.write_text(
+        "# Two checks\n\n## Diagnosis\n\nCheck each of the following:\n\n"
+        "- Check the missing table:\n\n  ```sql\n  SELECT x FROM missing_table\n  ```\n\n"
+        "- Check the kernel:\n\n  ```shell\n  uname -s\n  ```\n"
+    )
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    result = cli(
+        "tsg", "run", str(guide), "--set", f"database={db}", "--keep-going", "--journal", str(journal), "--json"
+    )  # fmt: skip
+    assert result.returncode == 1  # the first check failed…
+    steps = memory(result.stdout)
+    assert steps["check_the_kernel"]["stdout"].strip()  # …and the independent one still ran
+    run_id = result.stderr.split("run ", 1)[1].split(",", 1)[0]
+    shown = cli("runs", "show", run_id, "--journal", str(journal), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert run_id in shown.stdout and "check_the_kernel" in shown.stdout
+    flow = tmp_path / "health.flow.yaml"
+    assert cli("tsg", "compile", HEALTH, "-o", str(flow)).returncode == 0
+    drawn = cli("graph", str(flow))  # no --tools: the tsg tools are known from the file
+    assert drawn.returncode == 0, drawn.stderr
+    assert "tsg_judge" in drawn.stdout
