@@ -15,17 +15,18 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from ..console import ProgressView, event_json, summary_table
 from ..devices import load_tools, parse_labels
 from ..errors import DeviceError, PlannerError, WorkflowError
-from ..events import Event, RunStarted, TaskAdded
+from ..events import Event, RunEnded, RunStarted, TaskAdded
 from ..export import to_mermaid
 from ..graph import LabelsTarget, Target, Task, TaskGraph
-from ..report import write_html
+from ..report import render_html
+from ..result import RunResult, RunStatus
 from ..run import Orchestrator
 from ..terminal_text import escape_control, safe_text
 from .approval import ApprovalPolicy, parse_allowed
@@ -42,7 +43,7 @@ from .devices import (
 )
 
 if TYPE_CHECKING:
-    from planners.llm import AskResult
+    from planners.llm import AskResult, ResponseFormatChoice
     from tools import ToolRegistry
 
     from ..devices.catalog import FleetPlacement
@@ -51,6 +52,9 @@ __all__ = ["DEFAULT_TIMEOUT", "ask_registry", "register"]
 
 #: Seconds an ask may take in all (planning, every step, answering) unless --timeout says.
 DEFAULT_TIMEOUT = 900.0
+
+
+_FORMATS = ("auto", "json_schema", "json_object", "prompt")
 
 
 def register(app: typer.Typer) -> None:
@@ -155,6 +159,14 @@ def ask(
             "--timeout", min=0, help="Seconds the whole ask may take; 0 for no limit.", show_default=True
         ),
     ] = DEFAULT_TIMEOUT,
+    response_format: Annotated[
+        str,
+        typer.Option(
+            "--response-format",
+            help="How to ask the server for JSON: auto (probe json_schema, json_object, prompt and "
+            "remember per server), or force one of json_schema, json_object, prompt.",
+        ),
+    ] = "auto",
     broker: BrokerOption = None,
     local_agents: LocalAgentsOption = 0,
     local_label: LocalLabelOption = None,
@@ -189,6 +201,8 @@ def ask(
         config = check_configuration(model, base_url=base_url)
     except LLMConfigError as exc:
         fail(str(exc), code=2)
+    if response_format not in _FORMATS:
+        fail(f"--response-format {response_format!r}: use one of {', '.join(_FORMATS)}", code=2)
     remote = bool(broker or local_agents)
     target: Target = "local"
     placement: FleetPlacement | None = None
@@ -237,7 +251,12 @@ def ask(
         yes=yes, allow_tools=allowed, read_only=registry, allow_env=allowed_env, suggest_allow=True
     )
     planner = LLMPlanner(
-        config.model, base_url=config.base_url, api_key=config.api_key, target=target, placement=placement
+        config.model,
+        base_url=config.base_url,
+        api_key=config.api_key,
+        target=target,
+        placement=placement,
+        response_format=cast("ResponseFormatChoice", response_format),
     )
 
     if plan_only:
@@ -277,13 +296,7 @@ def ask(
             # The DAG as it forms: each task is printed the moment the model finishes it.
             err.print(_describe(event.task), highlight=False, markup=False)
         elif isinstance(event, PlannerCallEnded):
-            usage = event.usage
-            err.print(
-                f"· {usage.kind} call: {usage.prompt_tokens}+{usage.completion_tokens} tokens, "
-                f"{usage.seconds:.2f}s",
-                highlight=False,
-                markup=False,
-            )
+            err.print(f"· {event.usage.describe()}", highlight=False, markup=False)
         view.update(event)
 
     async def execute() -> AskResult:
@@ -305,33 +318,26 @@ def ask(
             return await planner.ask(request, orchestrator, on_event=on_event, time_limit=timeout or None)
 
     started = time.monotonic()
+    result: AskResult | None = None
+    problem: str | None = None
     try:
         result = asyncio.run(execute())
     except PlannerError as exc:
-        _hint_not_offered(events, registry)
         if timeout and time.monotonic() - started >= timeout:
-            fail(f"ask timed out after {timeout:g}s (--timeout); the run was cancelled")
-        fail(f"planning failed: {exc}")
+            problem = f"ask timed out after {timeout:g}s (--timeout); the run was cancelled"
+        else:
+            problem = f"planning failed: {exc}"
     except DeviceError as exc:
-        fail(str(exc))
+        problem = str(exc)
     except KeyboardInterrupt:
         fail("interrupted", code=130)
 
-    if report is not None:
-        # The graph grew while the plan streamed (and with replans): rebuild it from events.
-        planned: dict[str, Task] = {}
-        for event in events:
-            if isinstance(event, RunStarted):
-                planned.update((task.id, task) for task in event.graph)
-            elif isinstance(event, TaskAdded):
-                planned[event.task.id] = event.task
-        try:
-            graph = TaskGraph(planned.values(), name=request[:80])
-        except WorkflowError as exc:  # a replan removed a task another still names
-            err.print(f"no report: the planned graph does not hold together: {exc}", highlight=False)
-        else:
-            path = write_html(report, graph, result.run_result, events)
-            err.print(f"report: {path}", highlight=False)
+    answer = _real_answer(result.answer) if result is not None else None
+    if report is not None:  # written whatever happened: a failed ask is when it is needed most
+        _write_report(report, request, answer, problem, events)
+    if result is None:
+        _hint_not_offered(events, registry)
+        fail(problem or "the ask ended without a result")
     usage = result.usage
     if json_lines:
         summary: dict[str, Any] = {"event": "answer", **result.to_dict()}
@@ -340,12 +346,58 @@ def ask(
         if result.run_result.tasks:
             out.print(summary_table(result.run_result))
         err.print(
-            f"{len(usage.calls)} model call(s), {usage.prompt_tokens}+{usage.completion_tokens} tokens, "
+            f"{len(usage.calls)} model call(s), {usage.describe_tokens()}, "
             f"{result.replans} replan(s), {result.duration:.2f}s",
             highlight=False,
         )
         # The model wrote the answer (perhaps from a page it fetched): show it, never obey it.
-        out.print(safe_text(result.answer), highlight=False)
+        if answer:
+            out.print(safe_text(answer), highlight=False)
     _hint_not_offered(events, registry)
     if approver.refused:
         fail(f"{len(approver.refused)} step(s) were not approved, so the request was not carried out in full")
+    if not result.run_result.ok:
+        failed = sorted(tid for tid, r in result.run_result.tasks.items() if r.status.value == "failed")
+        which = f" (failed: {', '.join(failed)})" if failed else ""
+        fail(f"the run {result.run_result.status.value}{which}; any answer above is from what finished")
+    if not answer:
+        fail("the model gave no answer")
+
+
+#: What a model copies from a prompt's format line instead of answering ("<the answer>").
+_PLACEHOLDER = re.compile(r"^\s*<[^<>]{0,80}>\s*$")
+
+
+def _real_answer(answer: str) -> str | None:
+    """The answer, or ``None`` when it is empty or a template placeholder."""
+    return None if not answer.strip() or _PLACEHOLDER.match(answer) else answer
+
+
+def _write_report(
+    path: Path, request: str, answer: str | None, problem: str | None, events: list[Event]
+) -> None:
+    """The run report with the ask's own section: request, answer, model calls, plans."""
+    from planners.llm.report import ask_section, with_ask_section
+
+    # The graph grew while the plan streamed (and with replans): rebuild it from events.
+    planned: dict[str, Task] = {}
+    run_result: RunResult | None = None
+    for event in events:
+        if isinstance(event, RunStarted):
+            planned.update((task.id, task) for task in event.graph)
+        elif isinstance(event, TaskAdded):
+            planned[event.task.id] = event.task
+        elif isinstance(event, RunEnded):
+            run_result = event.result
+    try:
+        graph = TaskGraph(planned.values(), name=request[:80])
+    except WorkflowError:  # a replan removed a task another still names: show what ran
+        graph = TaskGraph(name=request[:80])
+    if run_result is None:  # planning failed before the run could start
+        now = time.time()
+        run_result = RunResult("", RunStatus.FAILED, {}, now, now, error=problem)
+    page = render_html(graph, run_result, events, title=request[:80])
+    page = with_ask_section(page, ask_section(request, answer, problem, events))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    err.print(f"report: {path}", highlight=False)

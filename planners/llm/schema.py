@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 _STRICT_UNSUPPORTED = ("default", "examples", "discriminator")
+#: What a model copies from a format line instead of answering: "<the answer>", "...".
+_PLACEHOLDER = re.compile(r"^\s*(<[^<>]{0,80}>|\.\.\.|…)\s*$")
 
 
 def _task_id(value: Any) -> Any:
@@ -68,6 +70,10 @@ class JoinDecision(BaseModel):
     def _answer_when_finishing(self) -> JoinDecision:
         if self.action == "finish" and not self.answer.strip():
             raise ValueError("action 'finish' needs a non-empty 'answer'")
+        if self.action == "finish" and _PLACEHOLDER.match(self.answer):
+            raise ValueError(
+                f"'answer' is {self.answer.strip()!r}, a placeholder, not an answer: write the answer itself"
+            )
         return self
 
 

@@ -272,3 +272,72 @@ async def test_allow_names_a_tool_that_exists() -> None:
     async with OpenAITestServer() as server:
         code, _, stderr = await ask("x", "--allow", "shel", env=server_env(server))
     assert code == 2 and "--allow shel: no such tool" in stderr
+
+
+async def test_a_failed_run_exits_1_even_with_an_answer(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.txt")
+    async with OpenAITestServer() as server:
+        server.queue(
+            ScriptedReply.plan([{"id": "t1", "tool": "read_file", "args": {"path": missing}}]),
+            ScriptedReply.plan([]),  # the failure replan: nothing can route around it
+            ScriptedReply.finish("the file does not exist"),
+        )
+        code, stdout, stderr = await ask("Read the file", env=server_env(server))
+    assert code == 1, stderr
+    assert "the file does not exist" in stdout  # the answer is shown, the exit is honest
+    assert "the run failed (failed: t1)" in stderr
+
+
+async def test_a_placeholder_is_never_printed_as_the_answer() -> None:
+    async with OpenAITestServer() as server:
+        server.queue(
+            ScriptedReply.plan([{"id": "t1", "tool": "wait", "args": {"seconds": 0}}]),
+            *[ScriptedReply.finish("<the answer, or empty>")] * 3,
+        )
+        code, stdout, stderr = await ask("Wait", env=server_env(server))
+    assert code == 1
+    assert "<the answer" not in stdout
+    assert "placeholder" in stderr
+
+
+async def test_the_report_is_written_when_planning_fails(tmp_path: Path) -> None:
+    report = tmp_path / "failed.html"
+    async with OpenAITestServer() as server:
+        server.queue(*[ScriptedReply(content="I cannot help with that.", usage=False) for _ in range(3)])
+        code, _, stderr = await ask("Do something odd", "--report", str(report), env=server_env(server))
+    assert code == 1 and "planning failed" in stderr
+    html = report.read_text()
+    assert "Do something odd" in html and "no JSON found" in html
+    assert html.count("<tr><td>") == 3 and "unknown" in html  # every call, tokens marked unknown
+    assert "tokens unknown" in stderr
+
+
+async def test_the_report_holds_the_answer_the_calls_and_the_plan(tmp_path: Path) -> None:
+    report = tmp_path / "ok.html"
+    async with OpenAITestServer() as server:
+        server.queue(
+            ScriptedReply.plan([{"id": "t1", "tool": "wait", "args": {"seconds": 0}}]),
+            ScriptedReply.finish("waited & done"),
+        )
+        code, _, stderr = await ask("Wait", "--report", str(report), env=server_env(server))
+    assert code == 0, stderr
+    html = report.read_text()
+    assert "waited &amp; done" in html and "t1 = wait(" in html
+    assert "<td>plan</td>" in html and "<td>join</td>" in html
+
+
+async def test_a_response_format_that_does_not_exist_is_a_usage_error() -> None:
+    async with OpenAITestServer() as server:
+        code, _, stderr = await ask("Wait", "--response-format", "xml", env=server_env(server))
+    assert code == 2 and "--response-format" in stderr
+
+
+async def test_a_forced_response_format_is_what_the_server_sees() -> None:
+    async with OpenAITestServer() as server:
+        server.queue(
+            ScriptedReply.plan([{"id": "t1", "tool": "wait", "args": {"seconds": 0}}]),
+            ScriptedReply.finish("ok"),
+        )
+        code, _, stderr = await ask("Wait", "--response-format", "prompt", env=server_env(server))
+        assert code == 0, stderr
+        assert [r.response_format_type for r in server.completions] == [None, None]

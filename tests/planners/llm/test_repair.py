@@ -163,3 +163,16 @@ async def test_garbage_from_the_joiner_is_repaired(
     assert result.answer == "42"
     assert "no JSON found" in server.completions[2].messages[-1]["content"]
     assert "non-empty 'answer'" in server.completions[3].messages[-1]["content"]
+
+
+async def test_a_placeholder_copied_from_the_format_is_not_an_answer(
+    server: OpenAITestServer, planner: LLMPlanner, orchestrator: Orchestrator
+) -> None:
+    server.queue(
+        ScriptedReply.json(GOOD),
+        ScriptedReply.finish("<the answer, or empty>"),
+        ScriptedReply.finish("42"),
+    )
+    result = await planner.ask("Look it up", orchestrator)
+    assert result.answer == "42"
+    assert "a placeholder, not an answer" in server.completions[2].messages[-1]["content"]
