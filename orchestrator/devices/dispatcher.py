@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import aiomqtt
 
 from tools import Tool
+from tools.errors import ToolArgumentError
 
 from ..executors import ToolCall
 from .assignment import Assigner, Placement
@@ -284,6 +285,8 @@ class DeviceExecutor:
         self._results_prefix = self.topics.results(self.orchestrator_id, "")
         self._jobs: dict[str, _Job] = {}
         self._digests: dict[Tool, str] = {}
+        #: Device-only tools as announced after the run learned them, by schema digest.
+        self._versions: dict[str, RemoteTool] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._change = asyncio.Event()
         self._link: Link | None = None
@@ -473,22 +476,25 @@ class DeviceExecutor:
             raise RuntimeError("enter the DeviceExecutor first: `async with DeviceExecutor(...)`")
         loop = asyncio.get_running_loop()
         key = f"{call.run_id}/{call.task.id}#{call.attempt}"
-        if isinstance(call.tool, RemoteTool):
-            # Known only from the devices' announcements: check the call against them here.
-            call.tool.validate_arguments(call.args)
         if self._startup is None or not self._startup.done():
             await self._before_first_assignment()
+        tool = call.tool
+        if isinstance(tool, RemoteTool):
+            # Known only from the devices' announcements: check the call against them here,
+            # as they are now (a device may have announced another version since).
+            tool = self._version_for(tool, call)
+            tool.validate_arguments(call.args)
         if key in self._jobs:
             raise RuntimeError(f"task key {key!r} is already being executed")
         budget = call.task.timeout or call.tool.timeout or self._default_deadline
-        job = _Job(key, call, self._digest(call.tool), loop.time() + budget, careful=not self._may_move(call))
+        job = _Job(key, call, self._digest(tool), loop.time() + budget, careful=not self._may_move(call))
         self._jobs[key] = job
         try:
             while True:
                 device = await self._assigner.acquire(job.placement)
                 outcome = await self._attempt(job, device)
                 if isinstance(outcome, Result):
-                    return call.tool.validate_result(outcome.output)
+                    return tool.validate_result(outcome.output)
                 if isinstance(outcome, TaskFailure) and outcome.code in ("tool", "deadline"):
                     raise RemoteTaskError(
                         f"{outcome.error_type} on device {device.device_id!r}: {outcome.message}",
@@ -528,6 +534,49 @@ class DeviceExecutor:
         """
         idempotent = call.task.idempotent if call.task.idempotent is not None else call.tool.idempotent
         return idempotent is not False
+
+    def _version_for(self, tool: RemoteTool, call: ToolCall) -> RemoteTool:
+        """The version of a device-only tool a new call is sent under.
+
+        The version the run learned, while a live device that fits the target offers it;
+        otherwise the one the fitting devices announce now (a device was upgraded mid-run),
+        if the call's arguments fit it and its result schema is unchanged (later steps
+        were checked against it). A call that does not fit is refused at once, naming the
+        devices; a task already sent keeps its version (``Placement.digest``) when it moves.
+        """
+        name, target = call.task.tool, call.task.target
+        if self._registry.has_candidates(name, self._digest(tool), target, ()):
+            return tool
+        offered: dict[str, tuple[Capability, list[str]]] = {}
+        for device in sorted(self._registry, key=lambda d: d.device_id):
+            if device.alive and device.fits(name, None, target):
+                capability = device.capabilities[name]
+                offered.setdefault(capability.digest, (capability, []))[1].append(device.device_id)
+        if not offered:
+            return tool  # nothing offers it now: the assigner waits for a device, then explains
+        capability, devices = max(offered.values(), key=lambda version: len(version[1]))
+        where = f"device{'s' if len(devices) > 1 else ''} {', '.join(devices)}"
+        if capability.returns != tool.announced_returns:
+            raise ToolArgumentError(
+                f"task {call.task.id!r}: tool {name!r} changed on {where} during the run and its result "
+                f"schema is not the one this run was checked against: run it again to use the new version"
+            )
+        newer = self._versions.get(capability.digest)
+        if newer is None:
+            newer = self._versions[capability.digest] = RemoteTool.from_capability(
+                capability, read_only=lambda: self.announced_read_only(name)
+            )
+        try:
+            newer.validate_arguments(call.args)
+        except ToolArgumentError as exc:
+            raise ToolArgumentError(
+                f"task {call.task.id!r}: tool {name!r} changed on {where} during the run and the call "
+                f"does not fit its new argument schema: {exc}"
+            ) from None
+        _log.info(
+            "task %s: %s announce(s) another version of tool %s now; using it", call.task.id, where, name
+        )
+        return newer
 
     def _digest(self, tool: Tool) -> str:
         digest = self._digests.get(tool)

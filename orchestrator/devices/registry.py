@@ -448,7 +448,10 @@ class DeviceRegistry:
         if capability is None:
             return f"has no tool {tool!r}"
         if digest is not None and capability.digest != digest:
-            return f"has a different version of tool {tool!r} (its argument schema differs)"
+            return (
+                f"announces another version of tool {tool!r} than the task was checked against "
+                "(its argument schema differs: update the local copy or the device)"
+            )
         if isinstance(target, DeviceTarget) and target.device != device.device_id:
             return "is not the requested device"
         if isinstance(target, LabelsTarget) and not device.fits(tool, digest, target):

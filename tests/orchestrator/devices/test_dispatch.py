@@ -131,7 +131,7 @@ async def test_a_tool_whose_schema_differs_is_not_used(
         orchestrator = Orchestrator(tools=device_tools("o"), executors={"device": devices})
         result = await orchestrator.run([Task(id="t", tool="whoami", target="any-device")])
     error = result["t"].error
-    assert error is not None and "different version of tool 'whoami'" in error.message
+    assert error is not None and "old: announces another version of tool 'whoami'" in error.message
 
 
 async def test_three_agents_run_tasks_concurrently(
