@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -96,6 +98,26 @@ def _hint_not_offered(events: list[Event], registry: ToolRegistry) -> None:
         )
 
 
+def _can_run(name: str, everything: bool, allow: frozenset[str]) -> bool:
+    """Whether a built-in could do anything here (a tool that cannot only misleads the model).
+
+    ``python`` calls registered functions only, so without any it is not offered; ``approve``
+    asks a person, so it needs a terminal (or ``--yes``/``STEPWEAVE_ASSUME_YES`` approving).
+    Naming one with ``--allow`` offers it regardless.
+    """
+    if name in allow:
+        return True
+    if name == "python":
+        from tools.builtin import registered_callables
+
+        return bool(registered_callables())
+    if name == "approve":
+        from tools.builtin import ASSUME_YES_ENV
+
+        return everything or bool(os.environ.get(ASSUME_YES_ENV)) or sys.stdin.isatty()
+    return True
+
+
 def ask_registry(modules: list[str] | None, allow: frozenset[str], everything: bool) -> ToolRegistry:
     """The tools offered to the model on this machine.
 
@@ -107,11 +129,16 @@ def ask_registry(modules: list[str] | None, allow: frozenset[str], everything: b
     from tools import ToolRegistry, load_tools
     from tools.builtin import BUILTIN_TOOLS
 
-    offered = [t for t in BUILTIN_TOOLS if everything or t.read_only is not False or t.name in allow]
+    wanted = [t for t in BUILTIN_TOOLS if everything or t.read_only is not False or t.name in allow]
     try:
-        return load_tools(modules or (), into=ToolRegistry(offered))
+        registry = load_tools(modules or (), into=ToolRegistry(t for t in wanted if t.name != "python"))
     except ValueError as exc:
         fail(str(exc))
+    # Checked after the modules loaded: they are what registers python's callables.
+    for late in (t for t in wanted if t.name == "python" and t.name not in registry):
+        if _can_run(late.name, everything, allow):
+            registry.register(late)
+    return ToolRegistry(t for t in registry if _can_run(t.name, everything, allow))
 
 
 def ask(

@@ -17,6 +17,7 @@ from orchestrator import Task, TaskError, TaskStatus
 from tools import ToolRegistry
 
 from .settings import Placement
+from .tooldocs import signature, summary
 
 __all__ = ["Outcome", "describe_results", "describe_tools", "to_plan_notation"]
 
@@ -59,8 +60,9 @@ def describe_tools(tools: ToolRegistry, placement: Placement | None = None) -> l
     return [
         {
             "name": tool.name,
-            "description": tool.description.strip(),
-            "arguments": json.dumps(tool.parameters_schema, separators=(",", ":")),
+            # Compact: a signature and one sentence, not the full schema (the grammar has that).
+            "signature": signature(tool),
+            "summary": summary(tool),
             "where": (placement.where(tool.name) if placement is not None else None) or "",
         }
         for tool in tools
