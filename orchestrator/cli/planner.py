@@ -222,7 +222,7 @@ def ask(
     the ``--tools`` modules.
     """
     # Imported here: the openai client costs a third of a second every other command skips.
-    from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, check_configuration
+    from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, ServerMemory, check_configuration
 
     try:
         config = check_configuration(model, base_url=base_url)
@@ -284,6 +284,8 @@ def ask(
         target=target,
         placement=placement,
         response_format=cast("ResponseFormatChoice", response_format),
+        # What each server accepted is remembered across runs: no probing every time.
+        server_memory=ServerMemory.persistent(),
     )
 
     if plan_only:

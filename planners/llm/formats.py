@@ -7,12 +7,19 @@
 
 A server that rejects a format is asked again with the next one, and the one that worked
 is remembered per server (base URL), so only the first call to a server pays for probing.
+``ServerMemory.persistent()`` keeps that in a small JSON file in the user's cache
+directory, so the next run (``stepweave ask`` uses it) does not probe again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 import threading
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from openai import APIStatusError
@@ -69,16 +76,68 @@ def is_format_rejection(exc: APIStatusError, mode: FormatMode) -> bool:
     return any(word in text for word in _FORMAT_WORDS)
 
 
+#: Servers a cache file remembers; the least recently learned are forgotten first.
+_MAX_REMEMBERED = 64
+CACHE_FILE = "llm-servers.json"
+
+
 class ServerMemory:
     """What each server (by base URL) accepted: its response format, and ``stream_options``.
 
-    Shared by every planner in the process by default, as the servers are.
+    Shared by every planner in the process by default, as the servers are. With ``path``
+    it is also kept in that file (read at start, rewritten whole when something is learned);
+    an unreadable file is ignored, as a cache should be.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._formats: dict[str, FormatMode] = {}
         self._no_stream_options: set[str] = set()
+        self.path = path
+        if path is not None:
+            self._load(path)
+
+    @classmethod
+    def persistent(cls) -> ServerMemory:
+        """A memory kept in the user's cache directory (``platformdirs``), across runs."""
+        import platformdirs
+
+        return cls(platformdirs.user_cache_path("stepweave") / CACHE_FILE)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        servers = data.get("servers") if isinstance(data, dict) else None
+        for server, entry in (servers or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            with contextlib.suppress(ValueError):
+                if entry.get("format"):
+                    self._formats[server] = FormatMode(entry["format"])
+            if entry.get("stream_options") is False:
+                self._no_stream_options.add(server)
+
+    def _save(self) -> None:
+        """Rewrite the file (atomically: a reader never sees half of it). Call with the lock held."""
+        if self.path is None:
+            return
+        servers: dict[str, dict[str, Any]] = {}
+        for server in list(self._formats) + sorted(self._no_stream_options - self._formats.keys()):
+            entry: dict[str, Any] = {}
+            if server in self._formats:
+                entry["format"] = self._formats[server].value
+            if server in self._no_stream_options:
+                entry["stream_options"] = False
+            servers[server] = entry
+        kept = dict(list(servers.items())[-_MAX_REMEMBERED:])
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only a cache
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".llm-servers-")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({"version": 1, "servers": kept}, out, indent=1)
+            os.replace(tmp, self.path)
 
     def format_for(self, server: str) -> FormatMode:
         with self._lock:
@@ -86,7 +145,9 @@ class ServerMemory:
 
     def remember_format(self, server: str, mode: FormatMode) -> None:
         with self._lock:
+            self._formats.pop(server, None)  # re-inserted last: the most recently learned
             self._formats[server] = mode
+            self._save()
 
     def stream_options_ok(self, server: str) -> bool:
         with self._lock:
@@ -95,6 +156,7 @@ class ServerMemory:
     def remember_no_stream_options(self, server: str) -> None:
         with self._lock:
             self._no_stream_options.add(server)
+            self._save()
 
     def forget(self, server: str | None = None) -> None:
         """Probe again: for one server, or all of them."""
@@ -105,6 +167,7 @@ class ServerMemory:
             else:
                 self._formats.pop(server, None)
                 self._no_stream_options.discard(server)
+            self._save()
 
 
 #: The process-wide memory planners use unless given their own.

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from orchestrator import Orchestrator
-from planners.llm import LLMPlanner, ServerMemory
+from planners.llm import FormatMode, LLMPlanner, ServerMemory
 from planners.llm.testing import OpenAITestServer, ScriptedReply
 from tools.builtin import builtin_registry
 
@@ -88,3 +92,33 @@ async def test_a_free_form_argument_makes_the_schema_non_strict(
     assert list(graph.tasks) == ["t1"]
     spec = server.completions[0].body["response_format"]["json_schema"]
     assert spec["strict"] is False, "http's headers are a free-form object"
+
+
+async def test_the_fallback_is_remembered_across_runs_in_a_cache_file(
+    tmp_path: Path, make_planner: Callable[..., LLMPlanner], orchestrator: Orchestrator
+) -> None:
+    path = tmp_path / "cache" / "llm-servers.json"
+    async with OpenAITestServer(reject_json_schema=True) as llama:
+        llama.queue(PLAN, ScriptedReply.finish("done"), PLAN, ScriptedReply.finish("done"))
+        await make_planner(llama, server_memory=ServerMemory(path)).ask("Look it up", orchestrator)
+        saved = json.loads(path.read_text())
+        assert saved["servers"][llama.base_url.rstrip("/")] == {"format": "json_object"}
+        # A new process (a new memory) reads the file: no second probe.
+        await make_planner(llama, server_memory=ServerMemory(path)).ask("Again", orchestrator)
+        assert formats(llama)[3:] == [("json_object", 200)] * 2
+
+
+def test_a_broken_cache_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "llm-servers.json"
+    path.write_text("{not json")
+    memory = ServerMemory(path)
+    assert memory.format_for("http://x/v1") is FormatMode.JSON_SCHEMA
+    memory.remember_format("http://x/v1", FormatMode.PROMPT)
+    assert ServerMemory(path).format_for("http://x/v1") is FormatMode.PROMPT
+
+
+def test_the_persistent_memory_lives_in_the_user_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert ServerMemory.persistent().path == tmp_path / "stepweave" / "llm-servers.json"
