@@ -17,6 +17,7 @@ from .agent import DeviceAgent, parse_labels, run_agent
 from .broker import run_broker
 from .fleet import AGENT_READY
 from .loading import load_tools
+from .settings import resolve_namespace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     agent.add_argument("--broker", default=None, help="broker URL (default: $STEPWEAVE_BROKER)")
     agent.add_argument("--label", action="append", default=[], help="key=value (repeatable)")
     agent.add_argument("--max-concurrency", type=int, default=4)
-    agent.add_argument("--namespace", default="stepweave")
+    agent.add_argument(
+        "--namespace", default=None, help="topic prefix (default: $STEPWEAVE_NAMESPACE or stepweave)"
+    )
     agent.add_argument("--heartbeat", type=float, default=2.0, help="seconds between heartbeats")
     agent.add_argument("--keepalive", type=int, default=10, help="MQTT keepalive in seconds")
     broker = commands.add_parser("broker", help="run a local broker in the foreground")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     broker=args.broker,
                     labels=labels,
                     max_concurrency=args.max_concurrency,
-                    namespace=args.namespace,
+                    namespace=resolve_namespace(args.namespace),
                     heartbeat_interval=args.heartbeat,
                     keepalive=args.keepalive,
                     on_ready=ready,

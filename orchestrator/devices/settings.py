@@ -11,6 +11,8 @@ mqtts://host?cert_file=c.pem&key_file=k.pem&insecure=1
 The environment: ``STEPWEAVE_BROKER`` (the URL, when none is passed), and
 ``STEPWEAVE_BROKER_USERNAME`` / ``STEPWEAVE_BROKER_PASSWORD`` / ``STEPWEAVE_BROKER_CA``
 for what the URL leaves out, so a password need not appear in a process listing.
+``STEPWEAVE_NAMESPACE``: the topic prefix the command line uses when ``--namespace`` is not
+given (``stepweave``; a site bridged under a prefix of its own is ``sites/lab/stepweave``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["BROKER_ENV", "BrokerSettings", "is_loopback_host", "redact_url"]
+__all__ = [
+    "BROKER_ENV",
+    "NAMESPACE_ENV",
+    "BrokerSettings",
+    "is_loopback_host",
+    "redact_url",
+    "resolve_namespace",
+]
 
 BROKER_ENV = "STEPWEAVE_BROKER"
+NAMESPACE_ENV = "STEPWEAVE_NAMESPACE"
 _TRUE = {"1", "true", "yes", "on"}
 _QUERY_KEYS = {"ca_file", "cert_file", "key_file", "insecure"}
 
@@ -195,3 +205,14 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def resolve_namespace(namespace: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """The topic prefix to use: ``namespace``, else ``$STEPWEAVE_NAMESPACE``, else ``stepweave``.
+
+    Raises ``ValueError`` for a prefix MQTT cannot subscribe under (wildcards, empty levels).
+    """
+    from .protocol import DEFAULT_NAMESPACE, Topics  # protocol imports pydantic: only when needed
+
+    env = os.environ if env is None else env
+    return Topics(namespace or env.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE).namespace
