@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["BrokerOption", "DeviceLabelOption", "DeviceOption", "LocalAgentsOption", "LocalLabelOption"]
+__all__ = [
+    "BrokerOption",
+    "DeviceLabelOption",
+    "DeviceOption",
+    "LocalAgentsOption",
+    "LocalLabelOption",
+    "NamespaceOption",
+]
 
 BrokerOption = Annotated[
     str | None,
@@ -19,6 +26,15 @@ BrokerOption = Annotated[
         "--broker",
         envvar="STEPWEAVE_BROKER",
         help="MQTT broker URL (mqtt:// or mqtts://) through which steps with a target run on device agents.",
+    ),
+]
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        envvar="STEPWEAVE_NAMESPACE",
+        help="MQTT topic prefix shared with the agents (default: stepweave); a site bridged under "
+        "a prefix of its own: sites/lab/stepweave.",
     ),
 ]
 LocalAgentsOption = Annotated[

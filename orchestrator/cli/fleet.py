@@ -20,11 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..devices import DeviceExecutor, DeviceInfo, parse_labels, redact_url
+from ..devices.settings import resolve_namespace
 from ..devices.trust import DeviceTrust
 from ..errors import DeviceError
 from ..terminal_text import escape_control, safe_text
 from .common import fail, out
-from .device_options import BrokerOption, DeviceLabelOption, DeviceOption
+from .device_options import BrokerOption, DeviceLabelOption, DeviceOption, NamespaceOption
 
 __all__ = ["device_record", "devices_table", "register"]
 
@@ -96,17 +97,21 @@ def devices(
     ] = 2.0,
     device: DeviceOption = None,
     device_label: DeviceLabelOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """List the live fleet on a broker: id, labels, tools, load, in-flight tasks, last heartbeat, protocol."""
     if not broker:
         fail("no broker: pass --broker URL or set STEPWEAVE_BROKER", code=2)
     try:
         trust = DeviceTrust.from_options(device or [], parse_labels(device_label or []))
+        namespace = resolve_namespace(namespace)
     except ValueError as exc:
         fail(str(exc), code=2)
 
     async def show() -> None:
-        async with DeviceExecutor(broker=broker, trust=trust, connect_timeout=5.0) as executor:
+        async with DeviceExecutor(
+            broker=broker, trust=trust, connect_timeout=5.0, namespace=namespace
+        ) as executor:
             await executor.settle(within)
             url = executor.settings.url
             if json_lines:
