@@ -33,13 +33,20 @@ from ..devices import (
 )
 from ..devices.broker import check_listener_security
 from ..devices.catalog import FleetPlacement, FleetTool, RemoteTool, fleet_problems
-from ..devices.settings import BROKER_ENV, redact_url
+from ..devices.settings import BROKER_ENV, redact_url, resolve_namespace
 from ..devices.trust import DeviceTrust
 from ..errors import DeviceError
 from ..graph import Target, Task
 from ..terminal_text import escape_control
 from .common import err, fail, out
-from .device_options import BrokerOption, DeviceLabelOption, DeviceOption, LocalAgentsOption, LocalLabelOption
+from .device_options import (
+    BrokerOption,
+    DeviceLabelOption,
+    DeviceOption,
+    LocalAgentsOption,
+    LocalLabelOption,
+    NamespaceOption,
+)
 
 if TYPE_CHECKING:
     from tools import Tool, ToolRegistry
@@ -51,6 +58,7 @@ __all__ = [
     "FleetView",
     "LocalAgentsOption",
     "LocalLabelOption",
+    "NamespaceOption",
     "check_fleet",
     "device_executor",
     "fleet_offer",
@@ -83,9 +91,7 @@ def agent(
         list[str] | None, typer.Option("--label", help="Label for target matching: key=value (repeatable).")
     ] = None,
     max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Most tasks at once.")] = 4,
-    namespace: Annotated[str, typer.Option("--namespace", help="Topic prefix shared with orchestrators.")] = (
-        "stepweave"
-    ),
+    namespace: NamespaceOption = None,
     insecure_broker: Annotated[
         bool,
         typer.Option(
@@ -101,6 +107,7 @@ def agent(
     try:
         registry = load_tools(tools)
         labels = parse_labels(label or [])
+        namespace = resolve_namespace(namespace)
     except ValueError as exc:
         fail(str(exc), code=2)
     _log_to_stderr("INFO")
@@ -210,6 +217,7 @@ async def device_executor(
     *,
     devices: list[str] | None = None,
     device_labels: list[str] | None = None,
+    namespace: str | None = None,
 ) -> AsyncIterator[DeviceExecutor | None]:
     """The ``device`` executor a run needs, or None when it runs everything locally.
 
@@ -217,7 +225,8 @@ async def device_executor(
     machine first and the executor waits until they are all online. ``devices`` and
     ``device_labels`` (``--device``, ``--device-label``) pin the devices used; what they
     leave out comes from ``STEPWEAVE_DEVICES``, ``STEPWEAVE_DEVICE_LABELS`` and the trust
-    file in ``STEPWEAVE_DEVICE_TRUST`` (see ``orchestrator.devices.trust``).
+    file in ``STEPWEAVE_DEVICE_TRUST`` (see ``orchestrator.devices.trust``). ``namespace``
+    (``--namespace``) defaults to ``$STEPWEAVE_NAMESPACE``, then ``stepweave``.
     """
     if not broker and not local_agents:
         if devices or device_labels:
@@ -228,19 +237,26 @@ async def device_executor(
         return
     try:
         trust = DeviceTrust.from_options(devices or [], parse_labels(device_labels or []))
+        namespace = resolve_namespace(namespace)
     except ValueError as exc:
         fail(str(exc), code=2)
     async with AsyncExitStack() as stack:
         if local_agents:
             try:
                 fleet = LocalFleet(
-                    local_agents, tools=list(tools), broker=broker, labels=parse_labels(labels or [])
+                    local_agents,
+                    tools=list(tools),
+                    broker=broker,
+                    labels=parse_labels(labels or []),
+                    namespace=namespace,
                 )
             except ValueError as exc:
                 fail(str(exc), code=2)
             await stack.enter_async_context(fleet)
             broker = fleet.url
-        executor = await stack.enter_async_context(DeviceExecutor(broker=broker, trust=trust))
+        executor = await stack.enter_async_context(
+            DeviceExecutor(broker=broker, trust=trust, namespace=namespace)
+        )
         if local_agents:
             await executor.wait_for_devices(local_agents)
         yield executor
@@ -277,12 +293,19 @@ def learn_fleet(
     devices: list[str] | None = None,
     device_labels: list[str] | None = None,
     within: float = 2.0,
+    namespace: str | None = None,
 ) -> FleetView:
     """Connect, wait briefly for the retained statuses (and their devices to answer), return the fleet."""
     trust = _trust(devices, device_labels)
+    try:
+        namespace = resolve_namespace(namespace)
+    except ValueError as exc:
+        fail(str(exc), code=2)
 
     async def learn() -> FleetView:
-        async with DeviceExecutor(broker=broker, trust=trust, connect_timeout=5.0) as executor:
+        async with DeviceExecutor(
+            broker=broker, trust=trust, connect_timeout=5.0, namespace=namespace
+        ) as executor:
             await executor.settle(within)
             return FleetView(executor.settings.url, executor.devices, executor.fleet())
 
