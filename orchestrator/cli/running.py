@@ -43,6 +43,7 @@ from .devices import (
     DeviceOption,
     LocalAgentsOption,
     LocalLabelOption,
+    NamespaceOption,
     check_fleet,
     device_executor,
     learn_fleet,
@@ -76,6 +77,7 @@ def run(
     local_label: LocalLabelOption = None,
     device: DeviceOption = None,
     device_label: DeviceLabelOption = None,
+    namespace: NamespaceOption = None,
     env: Annotated[
         list[str] | None,
         typer.Option("--env", help="Environment variable expressions may read as env.NAME (repeatable)."),
@@ -91,7 +93,7 @@ def run(
     registry = registry_for(tools)
     # With a broker, the tools the live devices announce are the contract for device steps.
     fleet = (
-        learn_fleet(broker, devices=device, device_labels=device_label)
+        learn_fleet(broker, devices=device, device_labels=device_label, namespace=namespace)
         if broker and not local_agents
         else None
     )
@@ -127,7 +129,13 @@ def run(
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
         async with device_executor(
-            broker, local_agents, tools or [], local_label, devices=device, device_labels=device_label
+            broker,
+            local_agents,
+            tools or [],
+            local_label,
+            devices=device,
+            device_labels=device_label,
+            namespace=namespace,
         ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,

@@ -12,7 +12,7 @@ import typer
 
 from ..terminal_text import escape_control, escape_for_terminal
 from .common import FlowArgument, ToolsOption, err, fail, load_flow, out, registry_for
-from .device_options import BrokerOption, DeviceLabelOption, DeviceOption
+from .device_options import BrokerOption, DeviceLabelOption, DeviceOption, NamespaceOption
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,6 +36,7 @@ def validate(
     broker: BrokerOption = None,
     device: DeviceOption = None,
     device_label: DeviceLabelOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Check a workflow without running it; print every problem, not just the first.
 
@@ -43,7 +44,7 @@ def validate(
     stderr and do not fail the check unless --strict. With --broker, device steps are
     checked against the tools the live devices announce.
     """
-    workflow = _load_with_fleet(flow, tools, broker, device, device_label)
+    workflow = _load_with_fleet(flow, tools, broker, device, device_label, namespace)
     warnings = print_warnings(workflow)
     if warnings and strict:
         fail(f"{flow}: {len(warnings)} warning(s) (--strict)")
@@ -61,6 +62,7 @@ def _load_with_fleet(
     broker: str | None,
     device: list[str] | None,
     labels: list[str] | None,
+    namespace: str | None = None,
 ) -> Workflow:
     """Load and check ``flow``; with a broker, against the tools the live fleet offers too."""
     registry = registry_for(tools)
@@ -70,7 +72,7 @@ def _load_with_fleet(
         return load_flow(flow, registry)
     from .devices import check_fleet, learn_fleet, with_fleet
 
-    fleet = learn_fleet(broker, devices=device, device_labels=labels)
+    fleet = learn_fleet(broker, devices=device, device_labels=labels, namespace=namespace)
     registry = with_fleet(registry, fleet)
     workflow = load_flow(flow, registry)
     check_fleet(str(flow), workflow.to_graph().tasks.values(), registry, fleet, workflow.line_of)
@@ -90,11 +92,12 @@ def graph(
     format_: Annotated[str, typer.Option("--format", "-f", help="mermaid, dot or json.")] = "mermaid",
     tools: ToolsOption = None,
     broker: BrokerOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Print the workflow's dependency graph (Mermaid, Graphviz DOT or JSON)."""
     if format_ not in ("mermaid", "dot", "json"):
         fail(f"--format must be mermaid, dot or json, not {format_!r}", code=2)
-    workflow = _load_with_fleet(flow, _with_tsg_tools(flow, tools), broker, None, None)
+    workflow = _load_with_fleet(flow, _with_tsg_tools(flow, tools), broker, None, None, namespace)
     task_graph = workflow.to_graph()
     from ..export import to_dot, to_json, to_mermaid
 
