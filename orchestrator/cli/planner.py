@@ -39,6 +39,7 @@ from .devices import (
     DeviceOption,
     LocalAgentsOption,
     LocalLabelOption,
+    NamespaceOption,
     device_executor,
     fleet_offer,
     learn_fleet,
@@ -199,6 +200,7 @@ def ask(
     local_label: LocalLabelOption = None,
     device: DeviceOption = None,
     device_label: DeviceLabelOption = None,
+    namespace: NamespaceOption = None,
     on: Annotated[
         list[str] | None,
         typer.Option(
@@ -242,7 +244,7 @@ def ask(
             local = load_tools(tools or [])
         except ValueError as exc:
             fail(str(exc), code=2)
-        fleet = learn_fleet(broker, devices=device, device_labels=device_label)
+        fleet = learn_fleet(broker, devices=device, device_labels=device_label, namespace=namespace)
         registry, placement = fleet_offer(local, fleet, target)
         if not len(registry):
             fail(f"no live device on {fleet.url} offers a tool ({fleet.summary()})")
@@ -330,7 +332,13 @@ def ask(
 
     async def execute() -> AskResult:
         async with device_executor(
-            broker, local_agents, tools or [], local_label, devices=device, device_labels=device_label
+            broker,
+            local_agents,
+            tools or [],
+            local_label,
+            devices=device,
+            device_labels=device_label,
+            namespace=namespace,
         ) as devices:
             if placement is not None and devices is not None:
                 await devices.settle()  # this connection's view of the fleet, before it is used
