@@ -63,6 +63,7 @@ from .devices import (
     DeviceOption,
     LocalAgentsOption,
     LocalLabelOption,
+    NamespaceOption,
     check_fleet,
     device_executor,
     learn_fleet,
@@ -414,6 +415,7 @@ def run(
     local_label: LocalLabelOption = None,
     device: DeviceOption = None,
     device_label: DeviceLabelOption = None,
+    namespace: NamespaceOption = None,
     on: Annotated[
         list[str] | None,
         typer.Option("--on", help="With devices: run the commands on devices with this label, key=value."),
@@ -446,7 +448,7 @@ def run(
     registry = _registry(tools, judge, ask)
     fleet = None
     if broker and not local_agents:  # the live devices' announced tools are the contract
-        fleet = learn_fleet(broker, devices=device, device_labels=device_label)
+        fleet = learn_fleet(broker, devices=device, device_labels=device_label, namespace=namespace)
         registry = with_fleet(registry, fleet)
     workflow = compiled.workflow()
     problems = workflow.problems(registry)
@@ -496,7 +498,13 @@ def run(
         # Local agents offer the built-in tools (shell, sql, ...) and the --tools modules.
         agent_tools = ["tools.builtin", *(tools or [])]
         async with device_executor(
-            broker, local_agents, agent_tools, local_label, devices=device, device_labels=device_label
+            broker,
+            local_agents,
+            agent_tools,
+            local_label,
+            devices=device,
+            device_labels=device_label,
+            namespace=namespace,
         ) as devices:
             orchestrator = Orchestrator(
                 tools=registry,
