@@ -11,13 +11,14 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from orchestrator.devices import find_mosquitto, write_password_file
+from orchestrator.devices import LocalBroker, find_mosquitto, write_password_file
 
 from .test_cli import ROOT, cli, json_lines, stepweave_command
 
@@ -461,3 +462,49 @@ def test_tsg_run_checks_the_guide_against_the_fleet_before_running(tmp_path: Pat
     assert "no live device offers tool 'shell'" in proc.stderr, proc.stderr
     assert "disk-usage.md:" in proc.stderr and "edge-1 (work)" in proc.stderr
     assert not database.exists()  # nothing ran
+
+
+@pytest.mark.skipif(find_mosquitto() is None, reason="bridges are a Mosquitto feature")
+def test_namespace_drives_a_bridged_site_from_the_cli(tmp_path: Path) -> None:
+    """Issue 13: an agent on an edge broker, bridged under sites/lab/; the CLI on the central one."""
+    from tests.orchestrator.devices.test_sites import bridge_config
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(DEVICE_ONLY.replace("SECONDS", "0.01"))
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
+    site = f"sites/lab/{namespace}"
+    central = LocalBroker(kind="mosquitto")
+    central.start()
+    try:
+        port = int(central.url.rsplit(":", 1)[1])
+        edge = LocalBroker(kind="mosquitto", extra_config=bridge_config("lab", port, namespace))
+        edge.start()
+        try:
+            with background(
+                "agent", "--broker", edge.url, "--id", "lab-1", "--tools", AGENT_TOOLS, "--namespace", namespace,
+                ready="agent lab-1 online", stream="stderr",
+            ):  # fmt: skip
+                ran = cli(
+                    "run", str(flow), "--broker", central.url, "--namespace", site, "--json", "--no-journal"
+                )
+                listed = subprocess.run(
+                    [*stepweave_command(), "devices", "--broker", central.url, "--json"],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                    env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "STEPWEAVE_NAMESPACE": site},
+                )
+                unscoped = cli("validate", str(flow), "--broker", central.url, "--namespace", namespace)
+        finally:
+            edge.close()
+    finally:
+        central.close()
+    bad = cli("devices", "--broker", central.url, "--namespace", "sites/+/stepweave")
+    assert ran.returncode == 0, ran.stderr
+    assert isinstance(outputs_of(ran.stdout)["pid"], int)
+    assert listed.returncode == 0, listed.stderr
+    assert [d["id"] for d in json_lines(listed.stdout)] == ["lab-1"]
+    assert unscoped.returncode == 1
+    assert "unknown tool 'work'" in unscoped.stderr, unscoped.stderr  # nothing under that prefix centrally
+    assert bad.returncode == 2 and "invalid MQTT namespace 'sites/+/stepweave'" in bad.stderr, bad.stderr
