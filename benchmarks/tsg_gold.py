@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks.tsg_gold                 # our compiler and the naive baseline
     .venv/bin/python -m benchmarks.tsg_gold --gold DIR      # another gold set (guides/, gold/, score.py)
     .venv/bin/python -m benchmarks.tsg_gold --keep OUT      # keep the predicted PlanDAGs in OUT
+    .venv/bin/python -m benchmarks.tsg_gold --dir tests/planners/tsg/data/tsg-unseen
+                                                            # guides/ + gold/ scored by the gold set's score.py
 
 Every guide in ``GOLD/guides/`` is compiled with ``stepweave tsg compile GUIDE --format
 plandag`` (the real CLI, one process per guide), the gold set's own ``score.py`` compares
@@ -66,8 +68,14 @@ def compile_all(gold: Path, out: Path) -> list[str]:
     return failed
 
 
+def scorer_of(gold: Path) -> Path:
+    """A set with only guides/ and gold/ (``--dir``) is scored by the gold set's own scorer."""
+    own = gold / "score.py"
+    return own if own.exists() else gold_dir(None) / "score.py"
+
+
 def score(gold: Path, pred: Path) -> tuple[str, dict[str, Any]]:
-    scorer = [sys.executable, str(gold / "score.py"), "--dir", str(gold / "gold"), str(pred)]
+    scorer = [sys.executable, str(scorer_of(gold)), "--dir", str(gold / "gold"), str(pred)]
     table = subprocess.run(scorer, capture_output=True, text=True, check=True).stdout
     data = json.loads(subprocess.run([*scorer, "--json"], capture_output=True, text=True, check=True).stdout)
     return table, data
@@ -88,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gold", help="gold set directory (guides/, gold/, score.py)")
+    parser.add_argument(
+        "--dir", help="another annotated set (guides/, gold/); scored by the gold set's score.py"
+    )
     parser.add_argument("--keep", help="write the predicted PlanDAGs here")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--no-baseline", action="store_true", help="skip the document-order baseline")
     args = parser.parse_args(argv)
-    gold = gold_dir(args.gold)
+    gold = Path(args.dir) if args.dir else gold_dir(args.gold)
     with tempfile.TemporaryDirectory() as tmp:
         pred = Path(args.keep) if args.keep else Path(tmp) / "stepweave"
         pred.mkdir(parents=True, exist_ok=True)
@@ -102,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         for problem in failed:
             print(f"compile failed: {problem}")
         if not args.no_baseline:
+            baseline = gold / "baseline_docorder.py"
+            if not baseline.exists():
+                baseline = gold_dir(None) / "baseline_docorder.py"
             base = Path(tmp) / "baseline"
             base.mkdir()
             subprocess.run(
                 [
                     sys.executable,
-                    str(gold / "baseline_docorder.py"),
+                    str(baseline),
                     "--dir",
                     str(gold / "guides"),
                     str(base),

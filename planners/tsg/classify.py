@@ -649,6 +649,26 @@ def _xargs(program: str, args: list[str], depth: int) -> Classification:
     return _inner("xargs", inner)
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _export(program: str, args: list[str], depth: int) -> Classification:
+    """``export NAME=value`` sets a shell variable like a bare assignment: the same names are unsafe.
+
+    Substitutions in the value (``$(…)``) are judged on their own before this (as writes).
+    Options (``-f`` exports functions, ``-n`` unexports) are not known to be harmless.
+    """
+    if not args:
+        return _read("export lists the exported variables")
+    for arg in args:
+        name = arg.split("=", 1)[0].removesuffix("+")
+        if not _NAME.match(name):
+            return _write(f"export {arg}: not a plain variable assignment")
+        if UNSAFE_VARIABLE.match(name):
+            return _write(f"exporting {name} changes what later commands run or load")
+    return _read("export only sets variables")
+
+
 def _env(program: str, args: list[str], depth: int) -> Classification:
     parsed = parse_options(args, OPTION_SPECS["env"])
     if parsed.has("-S", "--split-string"):
@@ -757,6 +777,7 @@ _HANDLERS: dict[str, Handler] = {
     "mariadb": _mysql,
     "xargs": _xargs,
     "env": _env,
+    "export": _export,
     "ssh": _ssh,
     "openssl": _openssl,
     "sysctl": _sysctl,
@@ -792,7 +813,7 @@ def classify_query(language: str, query: str) -> Classification:
 KNOWN_PROGRAMS = words("""
     cat head grep egrep fgrep zgrep sort uniq wc ls df du free uptime uname ps jq yq awk cut tr column echo
     printf date hostname whoami id stat file dig nslookup host ping traceroute ss netstat lsblk lscpu lsof
-    dmesg vmstat iostat mpstat nproc getent which test true false diff sha256sum md5sum base64 tac nl
+    dmesg vmstat iostat mpstat sar pidstat nproc getent which test true false diff sha256sum md5sum base64 tac nl
     realpath dirname basename env printenv pwd findmnt blkid openssl timeout sleep seq xargs tee ocm ceph
     systemctl journalctl rpm-ostree etcdctl docker podman git ip sqlite3 find sed curl wget tail ssh chroot
     less more vi vim watch top htop bash sh kubectl oc helm crictl rm touch mv cp mkdir chmod chown kill

@@ -244,10 +244,16 @@ def _program(text: str) -> str:
     while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
         words = words[1:]
     while words and words[0] in ("sudo", "time", "nohup", "exec", "command"):
+        runner = words[0]
         words = words[1:]
         while words and words[0].startswith("-"):
-            words = words[1:]
+            option = words.pop(0)
+            if runner == "sudo" and option in _SUDO_VALUE_OPTIONS and words:
+                words = words[1:]  # sudo -u postgres psql: the program is psql
     return words[0] if words else ""
+
+
+_SUDO_VALUE_OPTIONS = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"})
 
 
 _HARMLESS = frozenset(
@@ -327,9 +333,10 @@ def classify_text(text: str, language: str) -> bool:
         return True
     effect = classify_shell(clean).effect
     if effect == "session":
+        # sessions that create something (a pod, a container) or save an edit mutate
         creates = re.search(
-            r"\b(?:kubectl|oc)\s+(?:run|debug)\b|\b(?:docker|podman)\s+run\b|^\s*(?:sudo\s+)?toolbox\b|"
-            r"docker-machine\s+create",
+            r"\b(?:kubectl|oc)(?:\s+--?[\w-]+(?:[= ](?!-)\S+)?)*\s+(?:run|debug|edit)\b|"
+            r"\b(?:docker|podman)\s+run\b|^\s*(?:sudo\s+)?toolbox\b|docker-machine\s+create",
             clean,
         )
         return creates is not None
@@ -635,8 +642,12 @@ def _strip_prompt(text: str) -> str:
     return text.strip()[match.end() :] if match else text.strip()
 
 
+_NOT_THERE = re.compile(r"\bnot (?:in|on|inside|from|within) (?:the |a )?[\w`.-]+", re.I)
+
+
 def cue_of(text: str) -> str | None:
-    """Where prose says the next commands run."""
+    """Where prose says the next commands run ("on the host (not in psql)": the host)."""
+    text = _NOT_THERE.sub(" ", text)
     if _LOCAL_CUE.search(text):
         return "local"
     if _DB_CUE.search(text):

@@ -90,10 +90,13 @@ _SUMMARY_AFTER = re.compile(
     re.I,
 )
 _STEP_RANGE = re.compile(
-    r"\bsteps?\s+(\d+)\s*(?:through|to|-|–|and)\s*(?:step\s+)?(\d+)\b[^.]*\b(?:in parallel|at the same time|"
+    r"\bsteps?\s+(\d+)(?:\s*,\s*\d+)*\s*,?\s*(?:through|to|-|–|and)\s*(?:step\s+)?(\d+)\b[^.]*\b(?:in parallel|at the same time|"
     r"simultaneously|in any order)|\b(?:in parallel|simultaneously)\b[^.]*\bsteps?\s+(\d+)\s*(?:through|to|-|–)\s*"
     r"(?:step\s+)?(\d+)\b",
     re.I,
+)
+_SHOWS_OUTPUT = re.compile(
+    r"^(?:example|sample|expected) output\b|\b(?:you should see|output (?:like|similar))\b", re.I
 )
 _BACK_TO_ABOVE = re.compile(
     r"\b(?:same|previous)\b[^.]{0,40}\b(?:diagnos\w*|checks?|steps?|approaches|queries|commands)\b[^.]{0,40}"
@@ -113,8 +116,8 @@ _EXIT = re.compile(
     r"\b(?:stop here|escalate|open (?:a |an )?(?:support )?(?:issue|ticket|case|bug)|contact (?:the )?[\w\s/-]{0,40}?"
     r"(?:support|team|owner|on-?call)|page the on-?call|file (?:a |an )?(?:issue|bug|ticket)|you are done|"
     r"no further action|is described in(?! the following| below)|see the [\w\s-]{0,40}guide|(?:refer|go) to the [\w\s-]{0,40}guide|"
-    r"troubleshooting guide|raise (?:a|an) (?:issue|ticket)|(?:is|this is) (?:a|the) (?:potential |likely )?"
-    r"(?:resolution|root cause|final outcome))\b",
+    r"troubleshooting guide|(?:see|follow|use|refer to) the [\w\s-]{0,40}(?:runbook|playbook)|raise (?:a|an) (?:issue|ticket)|(?:is|this is) (?:a|the) (?:potential |likely )?"
+    r"(?:resolution|root cause|final outcome)|(?:is|this is) the end of (?:the |this )?(?:tsg|guide|runbook|procedure))\b",
     re.IGNORECASE,
 )
 _SUCCESS = re.compile(
@@ -200,6 +203,7 @@ class PlanNode:
     title: str
     kind: str = "check"
     number: int | None = None
+    labelled: bool = False  # the number is a heading's or a "Step N" label's, not a list item's
     commands: list[GuideCommand] = field(default_factory=list)
     sentences: list[Sentence] = field(default_factory=list)
     cond: str | None = None  # entry condition
@@ -419,9 +423,12 @@ class _Reader:
         blocks: list[Blk],
         number: int | None = None,
         flow: list[Blk] | None = None,
+        labelled: bool = False,
     ) -> _Unit:
         """A step; ``flow``: the blocks whose last sentence may route onwards (not "Common errors")."""
-        node = PlanNode(f"S{len(self.nodes) + 1}", first, self.trim(first, last), title, number=number)
+        node = PlanNode(
+            f"S{len(self.nodes) + 1}", first, self.trim(first, last), title, number=number, labelled=labelled
+        )
         node.blocks = blocks
         node.sentences = _sentences_of(blocks)
         self.nodes.append(node)
@@ -575,10 +582,10 @@ class _Reader:
     # -- sections -------------------------------------------------------------------------
 
     def section(self, sec: Sec, top: bool = False) -> _Unit | None:
-        if not top and _INFORMATIONAL.match(sec.title):
+        if not top and _background(sec):
             return None
         merged = [c for c in sec.children if _INTERPRETS.match(c.title)]
-        children = [c for c in sec.children if c not in merged and not _INFORMATIONAL.match(c.title)]
+        children = [c for c in sec.children if c not in merged and not _background(c)]
         own, intro, first_unit = self.block_units(sec.blocks, sec)
         pairs = [(c, u) for c in children if (u := self.section(c)) is not None]
         children = [c for c, _ in pairs]
@@ -597,7 +604,9 @@ class _Reader:
             last = max([sec.last, *(c.last for c in merged)])
             if children:
                 last = self.trim(sec.line, min(c.line for c in children) - 1)
-            return self.node(sec.line, last, _strip_number(title), blocks, number, flow=list(sec.blocks))
+            return self.node(
+                sec.line, last, _strip_number(title), blocks, number, flow=list(sec.blocks), labelled=True
+            )
         intro_sentences = _sentences_of(intro)
         group_cond: str | None = None
         if re.match(r"^(?:if|when|in case)\b", sec.title, re.I):
@@ -609,7 +618,7 @@ class _Reader:
                 if first_unit
                 else (min(c.line for c in children) - 1 if children else sec.last)
             )
-            intro_node = self.node(sec.line, end, _strip_number(title), intro, number)
+            intro_node = self.node(sec.line, end, _strip_number(title), intro, number, labelled=True)
         elif (intro_sentences and _is_condition(intro_sentences[0].text) and group_cond is None) or (
             intro_sentences and _ONLY.search(intro_sentences[0].text)
         ):
@@ -722,13 +731,16 @@ class _Reader:
                 match = _STEP_PARA.match(blocks[index].text)
                 assert match is not None
                 title = _first_sentence(blocks[index].text[match.end() :] or blocks[index].text)
-                units.append(self.node(blocks[index].first, last, title, chunk, int(match.group("n"))))
+                units.append(
+                    self.node(blocks[index].first, last, title, chunk, int(match.group("n")), labelled=True)
+                )
             return _Group("seq", units), blocks[: labelled[0]], blocks[labelled[0]].first
         units = []
         intro: list[Blk] = []
         first_line = 0
         lead = ""
         between: list[Blk] = []  # prose after a step list, kept for its last item if more steps follow
+        trailing: list[Blk] = []  # everything from the first paragraph after the last step list
         for blk in blocks:
             if blk.kind == "list" and self.step_list(blk, lead, sec):
                 unit = self.list_unit(blk, lead)
@@ -738,9 +750,12 @@ class _Reader:
                     else:
                         self.attach(between)
                     between = []
+                    trailing = []
                     units.append(unit)
                     lead = ""
                     continue
+            if units and (trailing or blk.kind == "para"):
+                trailing.append(blk)
             if not units:
                 intro.append(blk)
             elif blk.kind == "code":
@@ -755,7 +770,37 @@ class _Reader:
                 lead = blk.text
         if not units:
             return None, blocks, 0
+        if trailing:
+            closing = self.closing(trailing, units[-1])
+            if closing is not None:
+                units.append(closing)
         return (_Group("seq", units) if len(units) > 1 else units[0]), intro, first_line
+
+    def closing(self, trailing: list[Blk], before: _Unit) -> _Unit | None:
+        """Prose (and commands) after the last step list of a section: "After a mitigation, watch
+        the pod: …" is a step every item leads to; "Then skip step 5 and continue with step 6"
+        only routes the items onwards."""
+        sentences = _sentences_of(trailing)
+        routes = [s for s in sentences if _JUMP.search(s.text) or _GO_BACK.search(s.text)]
+        acts = [
+            s
+            for s in sentences
+            if s not in routes
+            and not re.match(r"^note\b", s.text, re.I)  # "Note also that …": information
+            and (_imperative(s.text) or _ADVICE.search(s.text))
+        ]
+        shown = bool(sentences) and _SHOWS_OUTPUT.search(sentences[0].text) is not None
+        if (_has_code(trailing) and not shown) or acts:
+            title = _first_sentence(sentences[0].text if sentences else "closing step")
+            return self.node(trailing[0].first, trailing[-1].last, title, trailing)
+        for leaf in _leaves(before):
+            for sentence in routes:
+                for match in _JUMP.finditer(sentence.text):
+                    cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                    leaf.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
+                for match in _GO_BACK.finditer(sentence.text):
+                    leaf.jumps.append((int(match.group("n")), None, True))
+        return None
 
     def attach(self, blocks: list[Blk]) -> None:
         if not blocks or not self.nodes:
@@ -777,10 +822,10 @@ class _Reader:
             own = item.own_text()
             if _imperative(own) or _has_code(item.children) or _is_condition(own):
                 votes += 1
+        if _PARALLEL.search(lead) or _ALTERNATIVE.search(lead):
+            return True  # "check each of the following:" 1. Disk I/O: `iostat -x 5 3` …
         if blk.ordered:
             return votes * 2 >= len(items)
-        if _PARALLEL.search(lead) or _ALTERNATIVE.search(lead):
-            return True
         conditional = sum(1 for i in items if _is_condition(i.own_text()))
         if conditional * 2 >= len(items) and conditional >= 1:
             return True
@@ -821,6 +866,22 @@ class _Reader:
         if _PARALLEL.search(lead) and len(units) > 1:
             return _Group("par", units)
         return _Group("seq", units)
+
+
+def _leaves(unit: _Unit) -> list[PlanNode]:
+    """The steps a unit's flow leaves from: the last of a sequence, every item of the others."""
+    if isinstance(unit, PlanNode):
+        return [unit]
+    if unit.mode in ("seq", "tails") and unit.items:
+        return _leaves(unit.items[-1]) if unit.mode == "seq" else [n for i in unit.items for n in _leaves(i)]
+    return [n for item in unit.items for n in _leaves(item)]
+
+
+def _background(sec: Sec) -> bool:
+    """A Meaning/Description/… section, unless the author labels steps in it (``**Step 1: …**``)."""
+    if not _INFORMATIONAL.match(sec.title):
+        return False
+    return not any(b.kind == "para" and _STEP_PARA.match(b.text) for b in sec.blocks)
 
 
 def _triage(intro: list[Blk], children: list[Sec]) -> dict[str, str]:
@@ -1122,6 +1183,8 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
                 cond = _otherwise(node.exit_cond)  # "Otherwise, proceed to Step 11": when X did not hold
             # "continue to Step 2": the nearest step 2 after this one (before it for "go back")
             same = [n for n in nodes if n.number == number and n is not node]
+            if any(n.labelled for n in same):  # "step 3" is the heading "### 3.", not item 3 of a list
+                same = [n for n in same if n.labelled]
             after = [n for n in same if n.first > node.first]
             before = [n for n in same if n.first < node.first]
             target = (before[-1] if before else None) if back else (after[0] if after else None)
