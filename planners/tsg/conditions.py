@@ -88,12 +88,14 @@ _STEP_JUMP = re.compile(
 )
 _SECTION_JUMP = re.compile(
     r"\b(?:go|jump|skip|continue|proceed|refer|look|see|move on)\s+(?:\w+\s+){0,2}?(?:to|at)\s+(?:the\s+)?"
-    r"(?:section\s+[\"“']?(?P<a>[^\"”'.,]+)[\"”']?|[\"“']?(?P<b>[\w\s/-]+?)[\"”']?\s+section)",
+    r"(?:section\s+[\"“']?(?P<a>[^\"”'.,]+)[\"”']?|[\"“']?(?P<b>[\w\s/-]+?)[\"”']?\s+section)"
+    # "go back to Diagnosis": a capitalised name, resolved only against a section title
+    r"|\bgo back to\s+(?:the\s+)?(?P<c>(?-i:[A-Z])[\w-]*(?:\s+(?-i:[A-Z])[\w-]*){0,3})\b",
     re.IGNORECASE,
 )
 _END = re.compile(
     r"\b(?:stop here|escalate|open a support case|contact (?:the )?[\w\s-]{0,40}?support|page the on-?call|"
-    r"no further action|you are done)\b",
+    r"no further action|you are done|this is the end of (?:the |this )?(?:tsg|guide|runbook|procedure))\b",
     re.IGNORECASE,
 )
 _PARALLEL = re.compile(r"\bin parallel\b|\bat the same time\b|\bsimultaneously\b", re.IGNORECASE)

@@ -66,7 +66,7 @@ _VERBS = (
 )
 _VERBS_LATER = (
     r"run|restart|delete|remove|set|change|patch|scale|drain|stop|start|apply|open|escalate|contact|upgrade|"
-    r"recreate|kill|edit|add|update|increase|decrease|reboot|check|use"
+    r"recreate|kill|edit|add|update|increase|decrease|reboot|check|use|fix|cancel|terminate|lower|raise"
 )
 _IMPERATIVE = re.compile(
     rf"^(?:(?:first(?: of all)?|then|next|also|finally|now|second|third|afterwards|optionally),?\s+)?"
@@ -94,6 +94,10 @@ _STEP_RANGE = re.compile(
     r"simultaneously|in any order)|\b(?:in parallel|simultaneously)\b[^.]*\bsteps?\s+(\d+)\s*(?:through|to|-|–)\s*"
     r"(?:step\s+)?(\d+)\b",
     re.I,
+)
+_BARE_STOP = re.compile(r"\b(?:stop here|you are done|no further action|nothing (?:else )?to do)\b", re.I)
+_EITHER_WAY = re.compile(
+    r"^(?:in (?:both|either|any) cases?|either way|whatever the (?:result|outcome)|regardless)\b", re.I
 )
 _SHOWS_OUTPUT = re.compile(
     r"^(?:example|sample|expected) output\b|\b(?:you should see|output (?:like|similar))\b", re.I
@@ -129,13 +133,13 @@ _REMEDY_WORDS = re.compile(
     r"\b(?:try (?:setting|adding|changing|removing|restarting|deleting|to)|setting|set the|change|changing|"
     r"remove|removing|delete|deleting|restart|restarting|recreate|re-create|patch|patching|scale|scaling|"
     r"upgrade|reinstall|drop|kill|apply|roll ?back|revert|is (?:likely )?required|increase|decrease|"
-    r"free up|clean up|purge|force delete|reboot|rebuild|redeploy|you (?:might|may) want to (?:change|set|use|"
+    r"free up|clean up|purge|force delete|reboot|rebuild|redeploy|fix|cancel|terminate|you (?:might|may) want to (?:change|set|use|"
     r"remove|add|switch))\b",
     re.IGNORECASE,
 )
 _DIRECTIVE = re.compile(
     r"\b(?:you (?:can|should|must|need to|may|might|will need to|have to)|try|we can|please|make sure|"
-    r"is (?:likely )?required|is needed|needs to be)\b|,\s*(?:then\s+)?(?:" + _VERBS_LATER + r")\b",
+    r"is (?:likely )?required|is needed|needs to be)\b|[,:]\s*(?:then\s+)?(?:" + _VERBS_LATER + r")\b",
     re.IGNORECASE,
 )
 _REMEDY_TITLE = re.compile(
@@ -379,6 +383,7 @@ def _code_lines(blk: Blk) -> list[str]:
 
 
 _SHELL_BLOCKS = frozenset({"", "shell", "bash", "sh", "zsh", "console", "shell-session", "terminal"})
+_SQL_BLOCKS = frozenset({"sql", "sqlite", "postgresql", "psql", "mysql", "plpgsql"})
 
 
 def _promql_only(blk: Blk) -> bool:
@@ -471,7 +476,9 @@ class _Reader:
                             node.section_jumps.append(("#" + href[1:], _condition_text(sentence.text)))
             section = _SECTION_JUMP.search(sentence.text)
             if section is not None and not _JUMP.search(sentence.text):
-                name = (section.group("a") or section.group("b") or "").strip().strip("`*")
+                name = (
+                    (section.group("a") or section.group("b") or section.group("c") or "").strip().strip("`*")
+                )
                 if name and name.lower() not in ("following", "next", "above", "below", "this", "same"):
                     cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
                     node.section_jumps.append((name, cond))
@@ -525,7 +532,10 @@ class _Reader:
         sentences = node.sentences
         tails: list[int] = []
         ends = node.last
-        for index in range(len(sentences) - 1, 0, -1):
+        own_check = [b.first for blk in node.blocks for b in blk.walk() if b.kind == "code"]
+        # the first sentence can be a tail too when the step's own check (a command) comes before it
+        lowest = 0 if own_check and sentences and min(own_check) < sentences[0].line else 1
+        for index in range(len(sentences) - 1, lowest - 1, -1):
             sentence = sentences[index]
             if not _is_condition(sentence.text) or sentence.line <= node.first:
                 continue
@@ -535,13 +545,16 @@ class _Reader:
                 for b in blk.walk()
                 if b.kind == "code" and sentence.line < b.first <= ends
             ]
-            worthy = bool(_EXIT.search(sentence.text)) or (
+            # "…: stop here." only ends the flow (an edge), it asks for nothing to be done
+            worthy = bool(_EXIT.search(_BARE_STOP.sub(" ", sentence.text))) or (
                 bool(_REMEDY_WORDS.search(sentence.text)) and bool(_DIRECTIVE.search(sentence.text))
             )
-            shell_codes = [c for c in codes if c.lang in _SHELL_BLOCKS and not _promql_only(c)]
-            if not worthy and shell_codes:
+            if not worthy:  # the tail's own commands change something (shell or SQL)
                 worthy = any(
-                    classify_text(line, "shell") for code in shell_codes for line in _code_lines(code)[:3]
+                    classify_text(line, "sql" if code.lang in _SQL_BLOCKS else "shell")
+                    for code in codes
+                    if (code.lang in _SHELL_BLOCKS or code.lang in _SQL_BLOCKS) and not _promql_only(code)
+                    for line in _code_lines(code)[:3]
                 )
             if not worthy:
                 break
@@ -573,6 +586,17 @@ class _Reader:
             self.parent[tail.id] = node.id
             units.append(tail)
         node.sentences = [s for s in sentences if s.line < sentences[starts[0]].line]
+        # jumps go with the sentence that says them; "In both cases, proceed to Step 7" with both
+        node.jumps = _sentence_jumps(node.sentences)
+        for piece in units[1:]:
+            assert isinstance(piece, PlanNode)
+            piece.jumps = _sentence_jumps(piece.sentences)
+            node.jumps += _sentence_jumps([x for x in piece.sentences if _EITHER_WAY.match(x.text)])
+        if node.exit and node.sentences:
+            kept = node.sentences
+            node.exit = (not _has_code(node.blocks) and bool(_EXIT.search(kept[0].text))) or (
+                states_end(kept[-1].text) and not _is_condition(kept[-1].text)
+            )
         node.exit_cond = (
             None if node.exit_cond and node.exit_cond in [t.cond for t in units[1:]] else node.exit_cond
         )
@@ -663,7 +687,7 @@ class _Reader:
                 _Group("seq", items[1:], cond=f"the procedure applies: {_condition_text(choice)}"),
             ]
         group = _Group("seq", items, cond=group_cond, title=sec.title, otherwise_ends=group_cond is not None)
-        branching = any(isinstance(i, _Group) and i.mode in ("alt", "branches") for i in items[:1])
+        branching = any(_opens_with_branches(i) for i in items[:1])
         if (
             _REMEDY_TITLE.match(sec.title)
             and group.cond is None
@@ -866,6 +890,25 @@ class _Reader:
         if _PARALLEL.search(lead) and len(units) > 1:
             return _Group("par", units)
         return _Group("seq", units)
+
+
+def _sentence_jumps(sentences: list[Sentence]) -> list[tuple[int, str | None, bool]]:
+    """ "go to step N" / "go back to step N" in these sentences: (step, condition, back)."""
+    found: list[tuple[int, str | None, bool]] = []
+    for sentence in sentences:
+        for match in _JUMP.finditer(sentence.text):
+            cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+            found.append((int(match.group("n")), cond, bool(match.group("back"))))
+        for match in _GO_BACK.finditer(sentence.text):
+            found.append((int(match.group("n")), None, True))
+    return found
+
+
+def _opens_with_branches(unit: _Unit) -> bool:
+    """Whether a unit starts with alternatives or conditional branches (through sequences)."""
+    while isinstance(unit, _Group) and unit.mode == "seq" and unit.items:
+        unit = unit.items[0]
+    return isinstance(unit, _Group) and unit.mode in ("alt", "branches")
 
 
 def _leaves(unit: _Unit) -> list[PlanNode]:
@@ -1088,7 +1131,7 @@ def build_plan(text: str, source: str | None = None) -> Plan:
     for src, cond in pending:
         linker.edge(src, END, cond)
     _parallel_ranges(ordered, linker)
-    _jumps(ordered, linker)
+    _jumps(ordered, linker, set(reader.parent))
     _section_jumps(root, ordered, linker)
     for node in ordered:
         if node.repeat is not None:  # "repeat until …" on one step: a self-loop, bounded
@@ -1176,7 +1219,8 @@ def _parallel_ranges(nodes: list[PlanNode], linker: _Linker) -> None:
                 linker.edge(member.id, after.id, None)
 
 
-def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
+def _jumps(nodes: list[PlanNode], linker: _Linker, tails: set[str] | frozenset[str] = frozenset()) -> None:
+    """ "go to / proceed to / go back to step N" edges; ``tails``: the split conditional tails."""
     for node in nodes:
         for number, cond, back in node.jumps:
             if cond is not None and is_otherwise(cond) and node.exit_cond:
@@ -1193,11 +1237,22 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
             if target is None:
                 continue
             loop = back or target.first < node.first
-            if cond is None and not loop:
-                # "Proceed to Step 11.": the author says where to go next, not the next heading
+            redirected = False
+            if cond is None and (not loop or node.id in tails):
+                # "Proceed to Step 11.": the author says where to go next, not the next heading;
+                # "fix X, then go back to Step 1" (a split tail): back, not onwards
                 for key, edge in list(linker.edges.items()):
-                    if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:
+                    if edge.src != node.id or edge.dst == END or edge.loop:
+                        continue
+                    if not edge.condition or loop:
                         del linker.edges[key]
+                    elif edge.negated:
+                        # "otherwise" onwards past a tail: onwards is now the jump's target
+                        del linker.edges[key]
+                        linker.edge(node.id, target.id, edge.condition)
+                        redirected = True
+            if cond is not None and loop:
+                _otherwise_forward(linker, node, cond)  # "If still X, go back to step 3": else onwards
             if cond is not None and not loop:
                 others = [
                     e for e in linker.edges.values() if e.src == node.id and e.dst != target.id and not e.loop
@@ -1211,10 +1266,18 @@ def _jumps(nodes: list[PlanNode], linker: _Linker) -> None:
                     existing.condition = cond
                     if not others:
                         linker.edge(node.id, END, _otherwise(cond))
-            linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
+            if not redirected:
+                linker.edge(node.id, target.id, cond or ("go back" if loop else None), loop=loop)
             bound, interval = node.bounds.get(number, (None, None))
             edge = linker.edges[(node.id, target.id)]
             edge.max_iterations, edge.interval_s = bound, interval
+
+
+def _otherwise_forward(linker: _Linker, node: PlanNode, cond: str) -> None:
+    """A conditional loop back: the step's unconditional ways onwards hold only otherwise."""
+    for edge in linker.edges.values():
+        if edge.src == node.id and not edge.loop and not edge.condition:
+            edge.condition = _otherwise(cond)
 
 
 def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
@@ -1241,6 +1304,8 @@ def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
             if target is None or target is node:
                 continue
             loop = target.first < node.first
+            if cond is not None and loop:
+                _otherwise_forward(linker, node, cond)
             if cond is not None and not loop:
                 for edge in list(linker.edges.values()):
                     if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:

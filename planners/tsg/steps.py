@@ -152,7 +152,8 @@ class _Builder:
         for labelled in step.children:
             self.analyse(labelled)
         for sub in section.children:
-            if _INFORMATIONAL.match(sub.title):
+            labels = any(isinstance(b, Paragraph) and _LABELLED.match(b.text) for b in sub.blocks)
+            if _INFORMATIONAL.match(sub.title) and not labels:  # "## Description" + "**Step 1: …**"
                 continue
             child = self.section(sub)
             step.children.append(child)

@@ -70,10 +70,13 @@ APPROVE = [
     "ls \"$(rm x)\"", "ls ${X:-$(rm x)}", "ls & rm x", "{ ls; rm x; }", "(ls; rm x)", "ls\nrm x",
     "LD_LIBRARY_PATH=/tmp ls", "GIT_EXTERNAL_DIFF=x git diff", "SYSTEMD_PAGER=x systemctl status",
     "PATH=/tmp; ls", "/usr/bin/ls", "../bin/ls", "$CMD x", "echo 'unterminated",
+    # export is an assignment: the same unsafe names, options and substitutions still ask
+    "export PATH=/tmp:$PATH; ls", "export LD_PRELOAD=/tmp/x.so", "export A=1 GIT_PAGER=x", "export -f f",
+    "export A=$(rm x)", "export 'A;rm x'",
 ]  # fmt: skip
 
 READ = [
-    "kubectl logs --previous web-0 -n x", "kubectl get --raw /healthz", "kubectl rollout status deploy/x",
+    "export NAMESPACE=payments", "export A=1 B='x y'", "kubectl logs --previous web-0 -n x", "kubectl get --raw /healthz", "kubectl rollout status deploy/x",
     "kubectl exec -n ns web -c app -- ls -la /data", "oc extract secret/x --to=-", "oc adm node-logs n -u kubelet",
     "helm get values x -n y", "git branch -vv", "git branch --contains HEAD", "git tag -l 'v1*'",
     "git config --get user.name", "git -C /repo status", "ip -br a", "ip route get 8.8.8.8", "ip -s link",
