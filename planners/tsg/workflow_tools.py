@@ -34,9 +34,7 @@ async def _terminal(question: str) -> bool | None:
 
 
 _registry = builtin_registry()
-_tools: dict[str, Tool] = {
-    t.name: t for t in tsg_tools(ConditionJudge(ask=_terminal), _registry, _terminal)
-}
+_tools: dict[str, Tool] = {t.name: t for t in tsg_tools(ConditionJudge(ask=_terminal), _registry, _terminal)}
 tsg_judge = _tools["tsg_judge"]
 tsg_manual = _tools["tsg_manual"]
 tsg_repeat = _tools["tsg_repeat"]
