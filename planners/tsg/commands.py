@@ -35,7 +35,21 @@ __all__ = [
     "shell_view",
 ]
 
-SHELL_LANGUAGES = frozenset({"shell", "bash", "sh", "zsh", "ksh", "console", "shell-session", "terminal"})
+SHELL_LANGUAGES = frozenset(
+    {
+        "shell",
+        "bash",
+        "sh",
+        "zsh",
+        "ksh",
+        "console",
+        "shell-session",
+        "terminal",
+        "shellscript",
+        "bash-session",
+    }
+    | {"azurecli", "azurecli-interactive", "azcli", "azure-cli"}
+)
 QUERY_LANGUAGES = frozenset({"promql", "logql", "kql", "kusto", "traceql", "metricsql"})
 SQL_LANGUAGES = frozenset({"sql", "sqlite", "postgresql", "mysql"})
 _PROMQL_SHAPE = re.compile(r"\w+\s*\(|\{\s*\w+\s*=~?\s*\"|\[\d+[smhdw]\]")

@@ -44,6 +44,7 @@ class Blk:
     children: list[Blk] = field(default_factory=list)
     sentences: list[Sentence] = field(default_factory=list)
     links: list[tuple[str, str, int]] = field(default_factory=list)  # (text, href, line)
+    fenced: bool = True  # a fenced code block's body starts on the line after ``first``
 
     def walk(self) -> list[Blk]:
         found = [self]
@@ -162,7 +163,7 @@ class _Builder:
             )
         if token.type in ("fence", "code_block"):
             lang = token.info.strip().split()[0].lower() if token.info.strip() else ""
-            return Blk("code", first, last, lang=lang, content=token.content)
+            return Blk("code", first, last, lang=lang, content=token.content, fenced=token.type == "fence")
         if token.type in ("bullet_list_open", "ordered_list_open"):
             close = token.type.replace("_open", "_close")
             result = Blk("list", first, last, ordered=token.type == "ordered_list_open")

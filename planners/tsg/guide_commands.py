@@ -163,7 +163,26 @@ _MORE_PROGRAMS = frozenset(
     }
 )
 PROGRAMS = frozenset(KNOWN_PROGRAMS) | _MORE_PROGRAMS
-_SHELL_LANGS = frozenset({"shell", "bash", "sh", "zsh", "ksh", "console", "shell-session", "terminal", ""})
+# Shell dialects and the fence names cloud docs give their CLI samples (Azure's ``azurecli``).
+_READ_CALL = re.compile(
+    r"^(?i:get|list|query|show|describe|check|read|find|search|count|fetch|lookup|view|inspect|explain)"
+    r"(?:[A-Z_]|\s*\()"
+)
+_SHELL_LANGS = frozenset(
+    {
+        "shell",
+        "bash",
+        "sh",
+        "zsh",
+        "ksh",
+        "console",
+        "shell-session",
+        "terminal",
+        "shellscript",
+        "bash-session",
+    }
+    | {"azurecli", "azurecli-interactive", "azcli", "azure-cli", ""}
+)
 _DATA_LANGS = frozenset(
     {"yaml", "yml", "json", "text", "txt", "log", "output", "ini", "toml", "xml", "plaintext", "diff", "go"}
 )
@@ -304,6 +323,8 @@ def classify_text(text: str, language: str) -> bool:
         return classify_query("promql", text).effect == "write"
     if language == "chatops":
         return True
+    if language == "plugin-call":  # a TSG tool call: only a name that says it reads is read-only
+        return _READ_CALL.match(text.strip()) is None
     if language == "sql":
         return classify_sql(text).effect == "write"
     if language == "redis":
@@ -486,7 +507,7 @@ class _Finder:
     # -- where -------------------------------------------------------------------------
 
     def where(self, command: str, language: str, cue: str | None, unit: int, inline: bool) -> str:
-        if language in ("promql", "chatops") or language in _QUERY_LANGS:
+        if language in ("promql", "chatops", "plugin-call") or language in _QUERY_LANGS:
             return "other"
         if language in ("sql", "redis"):
             return "database"
@@ -516,14 +537,17 @@ class _Finder:
         body = blk.content.split("\n")
         if body and body[-1] == "":
             body.pop()
-        numbered = [(blk.first + 1 + i, line) for i, line in enumerate(body)]
+        # An indented (4-space) block has no fence line: its body starts on its first line.
+        start = blk.first + (1 if blk.fenced else 0)
+        numbered = [(start + i, line) for i, line in enumerate(body)]
         if lang in _SQL_LANGS:
             self.sql(numbered, unit)
             return
-        if lang in _QUERY_LANGS:
+        if lang in _QUERY_LANGS or lang == "plugin-call":
             head = next(((n, t) for n, t in numbered if t.strip()), None)
+            language = "plugin-call" if lang == "plugin-call" else "promql"
             if head:
-                self.add(head[0], head[1].strip(), "\n".join(t for _, t in numbered), "promql", unit, cue)
+                self.add(head[0], head[1].strip(), "\n".join(t for _, t in numbered), language, unit, cue)
             return
         if lang and lang not in _SHELL_LANGS:
             return

@@ -237,6 +237,7 @@ class _Builder:
 
 _PLUGIN_OPEN = re.compile(r"^(\s*)<PLUGIN_(\d+)>\s*$")
 _PLUGIN_CLOSE = re.compile(r"^(\s*)</PLUGIN_(\d+)>\s*$")
+_PLUGIN_CALL = re.compile(r"^[A-Za-z_][\w.]*\s*\(")
 _PLUGIN_PARAM = re.compile(r"(?<![{$\w])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
 
@@ -265,7 +266,9 @@ def unwrap_plugins(lines: list[str]) -> list[str]:
         body = lines[index + 1 : end]
         first = next((b.strip() for b in body if b.strip()), "")
         sql = re.match(r"(?i)^(?:with|select|insert|update|delete|explain|show)\b", first) is not None
-        out.append(opening.group(1) + "```" + ("sql" if sql else "kql"))
+        # ``ScaleDeployment(cluster=…, replicas=…)``: a call of one of the TSG's tools, not a query.
+        call = not sql and _PLUGIN_CALL.match(first) is not None
+        out.append(opening.group(1) + "```" + ("sql" if sql else "plugin-call" if call else "kql"))
         out.extend(_PLUGIN_PARAM.sub(lambda m: "${" + m.group(1) + "}", b) for b in body)
         out.append(opening.group(1) + "```")
         index = end + 1

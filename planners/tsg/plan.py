@@ -62,7 +62,8 @@ _VERBS = (
     r"clean|purge|rotate|renew|recreate|reboot|kill|terminate|mount|unmount|connect|switch|select|click|"
     r"choose|copy|download|upload|trigger|rebuild|redeploy|deploy|rerun|retry|silence|acknowledge|refresh|"
     r"sign|access|print|call|measure|analy[sz]e|debug|diagnose|locate|note|read|see|refer|consult|start|"
-    r"retrieve|obtain|extract|fetch|consolidate|summari[sz]e|document|report|write|recommend|prepare|plan"
+    r"retrieve|obtain|extract|fetch|consolidate|summari[sz]e|document|report|write|recommend|prepare|plan|"
+    r"pick|decide|take|poll|sample|let|allow|give|raise|lower|move|transfer|swap"
 )
 _VERBS_LATER = (
     r"run|restart|delete|remove|set|change|patch|scale|drain|stop|start|apply|open|escalate|contact|upgrade|"
@@ -81,6 +82,9 @@ _ADVICE = re.compile(
 _COND_START = re.compile(
     r"^(?:>\s*)?(?:note:\s*)?(?:(?:if|whenever|in case|unless|otherwise|else|only if|"
     r"when(?=[^.]*\b(?:you (?:can|should|must|need|may|might)|we (?:can|should)|try|please)\b)"
+    r"(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b)"
+    # "When the reason is X, give the job more time": a clause, a comma, then an order.
+    rf"|when(?=[^.]{{3,160}}?,\s*(?:then\s+)?(?:{_VERBS}|give|raise|lower|move)\b)"
     r"(?!\s+(?:we|you)\s+(?:run|look|describe|use|get)\b))\b|or,|or you can\b)",
     re.IGNORECASE,
 )
@@ -375,14 +379,17 @@ def _code_lines(blk: Blk) -> list[str]:
         return prompted
     if blk.lang in ("yaml", "yml", "json", "text", "txt", "log", "output"):
         return []
-    if blk.lang in ("sql", "sqlite", "postgresql", "mysql", "promql", "logql", "kql", "kusto"):
+    if blk.lang in ("sql", "sqlite", "postgresql", "mysql", "promql", "logql", "kql", "kusto", "plugin-call"):
         return lines
     if not blk.lang and _PROMQL_SHAPE.search(blk.content) and not any(_plausible(x) for x in lines):
         return lines[:1]  # a bare block with a PromQL expression
     return [line for line in lines if _plausible(line)]
 
 
-_SHELL_BLOCKS = frozenset({"", "shell", "bash", "sh", "zsh", "console", "shell-session", "terminal"})
+_SHELL_BLOCKS = frozenset(
+    {"", "shell", "bash", "sh", "zsh", "console", "shell-session", "terminal", "shellscript", "bash-session"}
+    | {"azurecli", "azurecli-interactive", "azcli", "azure-cli"}
+)
 _SQL_BLOCKS = frozenset({"sql", "sqlite", "postgresql", "psql", "mysql", "plpgsql"})
 
 
@@ -465,7 +472,7 @@ class _Reader:
             if node.repeat is None and not _REPEAT.search(sentence.text):
                 node.repeat = find_repeat(sentence.text, sentence.line)
             for match in _JUMP.finditer(sentence.text):
-                cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                cond = _jump_condition(sentence.text, match.start())
                 node.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
             for match in _GO_BACK.finditer(sentence.text):
                 node.jumps.append((int(match.group("n")), None, True))
@@ -480,7 +487,7 @@ class _Reader:
                     (section.group("a") or section.group("b") or section.group("c") or "").strip().strip("`*")
                 )
                 if name and name.lower() not in ("following", "next", "above", "below", "this", "same"):
-                    cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                    cond = _jump_condition(sentence.text, section.start())
                     node.section_jumps.append((name, cond))
         text = node.text
         ranged = _STEP_RANGE.search(text)
@@ -702,6 +709,9 @@ class _Reader:
     def actionable(self, title: str, blocks: list[Blk], merged: bool) -> bool:
         if _has_code(blocks) or merged:
             return True
+        if re.match(r"^step\s*\d+\b", title, re.I) and _sentences_of(blocks):
+            return True  # the author calls it a step ("### Step 4. Pick the cause" + routing bullets)
+        title = _strip_number(title)
         if any(_EXIT.search(s.text) for s in _sentences_of(blocks)):
             return True
         if _REMEDY_TITLE.match(title) or _IMPERATIVE.match(title) or _COND_TITLE.match(title):
@@ -820,7 +830,7 @@ class _Reader:
         for leaf in _leaves(before):
             for sentence in routes:
                 for match in _JUMP.finditer(sentence.text):
-                    cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+                    cond = _jump_condition(sentence.text, match.start())
                     leaf.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
                 for match in _GO_BACK.finditer(sentence.text):
                     leaf.jumps.append((int(match.group("n")), None, True))
@@ -897,11 +907,26 @@ def _sentence_jumps(sentences: list[Sentence]) -> list[tuple[int, str | None, bo
     found: list[tuple[int, str | None, bool]] = []
     for sentence in sentences:
         for match in _JUMP.finditer(sentence.text):
-            cond = _condition_text(sentence.text) if _is_condition(sentence.text) else None
+            cond = _jump_condition(sentence.text, match.start())
             found.append((int(match.group("n")), cond, bool(match.group("back"))))
         for match in _GO_BACK.finditer(sentence.text):
             found.append((int(match.group("n")), None, True))
     return found
+
+
+_ROUTE_LABEL = re.compile(r"(?P<label>\S[^:→]{3,}?)\s*(?::|→|->|=>|—|–)\s*(?:[\w\s,;]{0,60}?[;,]\s*)?$")
+
+
+def _jump_condition(text: str, start: int) -> str | None:
+    """The condition of a jump: "If X, go to step 5", or a routing label ("X: move on to Step 5",
+    "`X` → go to ...", as lists that route the reader write it)."""
+    if _is_condition(text):
+        return _condition_text(text)
+    label = _ROUTE_LABEL.fullmatch(text[:start])
+    if label is None:
+        return None
+    words = label.group("label").strip().strip("`*_").strip()
+    return words if len(words.split()) >= 2 else None
 
 
 def _opens_with_branches(unit: _Unit) -> bool:
