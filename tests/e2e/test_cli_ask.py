@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from planners.llm.testing import OpenAITestServer, ScriptedReply
 from .test_cli import ROOT, stepweave_command
 
 TOOLS = "examples/example_tools.py"
+#: Where ask remembers servers' formats during these tests (not the user's cache).
+CACHE = Path(tempfile.gettempdir()) / "stepweave-test-cache"
 
 
 async def ask(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -23,7 +26,7 @@ async def ask(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STEPWEAVE_"))}
     process = await asyncio.create_subprocess_exec(
         *stepweave_command(), "ask", *args,
-        cwd=ROOT, env={**base, "COLUMNS": "200", **(env or {})},
+        cwd=ROOT, env={**base, "COLUMNS": "200", "XDG_CACHE_HOME": str(CACHE), **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
