@@ -99,7 +99,9 @@ class Recovery:
         try:
             tasks = [task async for task in call.tasks()]
         finally:
-            if session is not None:
+            if session is not None and not call.calls:
+                pass  # ended (the run was cancelled) before its call went out: no replan was made
+            elif session is not None:
                 session.replans += 1
                 session.calls += call.calls
                 reason = f"task {request.failed_task!r} failed: {request.error}"
