@@ -87,7 +87,8 @@ _STEP_JUMP = re.compile(
     re.IGNORECASE,
 )
 _SECTION_JUMP = re.compile(
-    r"\b(?:go|jump|skip|continue|proceed|refer|look|see|move on)\s+(?:\w+\s+){0,2}?(?:to|at)\s+(?:the\s+)?"
+    r"\b(?:(?:go|jump|skip|continue|proceed|refer|look|see|move on)\s+(?:\w+\s+){0,2}?(?:to|at)|see(?=\s+(?:the\s+)?section\b))"
+    r"\s+(?:the\s+)?"
     r"(?:section\s+[\"“']?(?P<a>[^\"”'.,]+)[\"”']?|[\"“']?(?P<b>[\w\s/-]+?)[\"”']?\s+section)"
     # "go back to Diagnosis": a capitalised name, resolved only against a section title
     r"|\bgo back to\s+(?:the\s+)?(?P<c>(?-i:[A-Z])[\w-]*(?:\s+(?-i:[A-Z])[\w-]*){0,3})\b",
