@@ -10,21 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from jinja2 import Environment, TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, nodes
+
+from orchestrator.sandbox import SANDBOX
 
 from .yaml_source import Path
 
 __all__ = ["input_references", "names_used"]
-
-# The delimiters of orchestrator.expressions; parsing with them finds the same expressions.
-_PARSER = Environment(
-    variable_start_string="${{",
-    variable_end_string="}}",
-    block_start_string="${%",
-    block_end_string="%}",
-    comment_start_string="${#",
-    comment_end_string="#}",
-)
 
 
 def input_references(value: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
@@ -68,7 +60,8 @@ def _parse(source: str) -> nodes.Template | None:
     if "${{" not in source:
         return None
     try:
-        return _PARSER.parse(source)
+        # The engine's own environment: the same delimiters, so the same expressions.
+        return SANDBOX.parse(source)
     # Reported by the engine, with its own message; a hostile expression nested thousands
     # deep must not crash the check that runs first.
     except (TemplateSyntaxError, RecursionError, MemoryError):
