@@ -29,6 +29,7 @@ when it fires early, sleeps again until the deadline. So a heartbeat costs no ti
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 
 from ..graph import DeviceTarget, LabelsTarget, Target
 from .protocol import Capability, Heartbeat, Status
+from .ranking import Rank, Ranking
 from .trust import DeviceTrust
 
 __all__ = ["DeviceInfo", "DeviceRegistry"]
@@ -73,41 +75,48 @@ class DeviceInfo:
 
 
 class _Device:
+    """One device. The parts of its rank (see ``ranking.py``) re-rank it when they change."""
+
     __slots__ = (
-        "alive",
+        "_alive",
+        "_in_flight",
+        "_load",
+        "_proven",
+        "_ranking",
+        "_status",
         "assigned",
         "cap",
         "capabilities",
         "deadline",
         "device_id",
         "heard",
-        "in_flight",
         "jobs",
         "labels",
         "last_pick",
         "last_seen",
-        "load",
         "offline",
-        "proven",
+        "pick_seq",
         "quarantine_until",
-        "status",
+        "rank",
         "strikes",
         "suspect",
         "timer",
         "will",
     )
 
-    def __init__(self, status: Status, *, labels: dict[str, str], cap: int) -> None:
+    def __init__(
+        self, status: Status, *, labels: dict[str, str], cap: int, ranking: Ranking, pick_seq: int
+    ) -> None:
         self.device_id = status.device_id
-        self.status = status
+        self._status = status
         self.labels = labels
         self.cap = cap
         self.capabilities: dict[str, Capability] = {c.name: c for c in status.capabilities}
-        self.alive = False
+        self._alive = False
         self.offline = False
-        self.in_flight = 0
+        self._in_flight = 0
         self.assigned = 0
-        self.load = status.load
+        self._load = status.load
         self.heard = 0.0  # loop time of the last live message
         self.last_seen: float | None = None
         self.deadline = 0.0
@@ -117,7 +126,7 @@ class _Device:
         #: Keys of this orchestrator's tasks assigned to it.
         self.jobs: set[str] = set()
         #: Answered a ping or a request (it processes what it is sent).
-        self.proven = False
+        self._proven = False
         #: Missed its deadline while holding tasks: pinged, on its last grace period.
         self.suspect = False
         #: Loop time it was last picked; a newcomer counts as picked when it arrived.
@@ -125,6 +134,80 @@ class _Device:
         #: Requests it left unacknowledged; it is avoided until ``quarantine_until``.
         self.strikes = 0
         self.quarantine_until = 0.0
+        #: Its place in the order of last picks (a newcomer is the last picked).
+        self.pick_seq = pick_seq
+        self._ranking = ranking
+        #: Its rank while it can take a task (alive, with a free slot), else ``None``.
+        self.rank: Rank | None = None
+
+    def _rerank(self) -> None:
+        rank: Rank | None = None
+        if self._alive:
+            window = self.max_concurrency
+            if self._in_flight < window:
+                busy = max(self._in_flight, self._load)
+                rank = (busy / window, self._in_flight, self.pick_seq, self.device_id)
+        if rank != self.rank:
+            self._ranking.move(self.rank, rank)
+            self.rank = rank
+
+    def picked(self, now: float, pick_seq: int) -> None:
+        self.last_pick = now
+        self.pick_seq = pick_seq
+        self._rerank()
+
+    def unrank(self) -> None:
+        """It leaves the registry: whatever happens to it later no longer ranks it there."""
+        self._ranking.move(self.rank, None)
+        self.rank = None
+        self._ranking = Ranking()
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @status.setter
+    def status(self, status: Status) -> None:
+        self._status = status
+        self._rerank()
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, alive: bool) -> None:
+        self._alive = alive
+        self._rerank()
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks this orchestrator has running on it."""
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, in_flight: int) -> None:
+        self._in_flight = in_flight
+        self._rerank()
+
+    @property
+    def load(self) -> int:
+        """Tasks it reported holding in its last heartbeat (all orchestrators)."""
+        return self._load
+
+    @load.setter
+    def load(self, load: int) -> None:
+        self._load = load
+        self._rerank()
+
+    @property
+    def proven(self) -> bool:
+        return self._proven
+
+    @proven.setter
+    def proven(self, proven: bool) -> None:
+        self._proven = proven
+        self._rerank()
 
     @property
     def session(self) -> str:
@@ -187,7 +270,11 @@ class DeviceRegistry:
         trust: DeviceTrust | None = None,
         max_device_concurrency: int = 16,
     ) -> None:
+        #: In the order of the last picks (a pick moves a device to the end).
         self._devices: dict[str, _Device] = {}
+        #: The devices that can take a task, best first (see ``ranking.py``).
+        self._ranking = Ranking()
+        self._picks = itertools.count()
         self._on_lost = on_lost
         self._on_alive = on_alive
         self._ping = ping
@@ -231,7 +318,9 @@ class DeviceRegistry:
             device = None
         labels = self._trust.labels_of(status.device_id, status.labels)
         if device is None:
-            device = self._devices[status.device_id] = _Device(status, labels=labels, cap=self._cap)
+            device = self._devices[status.device_id] = _Device(
+                status, labels=labels, cap=self._cap, ranking=self._ranking, pick_seq=next(self._picks)
+            )
         else:
             device.status = status
             device.labels = labels
@@ -357,6 +446,7 @@ class DeviceRegistry:
     def _forget(self, device: _Device) -> None:
         if self._devices.get(device.device_id) is device:
             del self._devices[device.device_id]
+            device.unrank()
 
     def pause(self) -> None:
         """Our own connection dropped: silence (and recent wills) say nothing about the devices."""
@@ -399,37 +489,29 @@ class DeviceRegistry:
         Ties go to the device picked longest ago. ``careful`` (a task that may not move once
         delivered): only proven devices (the assigner relaxes this after ``device_wait``).
 
-        ``_devices`` is kept in the order of ``last_pick`` (a pick moves the device to the
-        end; a newcomer is added at the end), so the first idle device that fits is the
-        best one: on a mostly idle fleet a pick stops there instead of scoring every device
-        (1,000 devices cost ~2 ms a pick; benchmarks/devices_scale.py).
+        Devices are walked in rank order (``ranking.py``: the score a pick compares, then
+        the order of the last picks), so the first one that fits is the best one, and on a
+        uniform fleet, idle or busy, a pick looks at one device instead of scoring all of
+        them (benchmarks/devices_scale.py).
         """
         now = asyncio.get_running_loop().time()
         best: _Device | None = None
-        best_score = (2.0, 0, 0.0)
-        for device in self._devices.values():
-            if not self._usable(device, now) or device.in_flight >= device.max_concurrency:
+        devices = self._devices
+        for rank in self._ranking:
+            device = devices[rank[3]]
+            if device.will is not None or device.quarantined(now):
                 continue
             if device.device_id in excluded or not device.fits(tool, digest, target):
                 continue
             if careful and not device.proven:
                 continue
-            busy = max(device.in_flight, device.load)
-            if busy == 0:  # the lowest score there is, and picked longest ago among those
-                best = device
-                break
-            score = (busy / device.max_concurrency, device.in_flight, device.last_pick)
-            if best is None or score < best_score:
-                best, best_score = device, score
+            best = device
+            break
         if best is not None:
-            best.last_pick = now
-            del self._devices[best.device_id]
-            self._devices[best.device_id] = best
+            best.picked(now, next(self._picks))
+            del devices[best.device_id]
+            devices[best.device_id] = best
         return best
-
-    @staticmethod
-    def _usable(device: _Device, now: float) -> bool:
-        return device.alive and device.will is None and not device.quarantined(now)
 
     def has_candidates(
         self, tool: str, digest: str | None, target: Target, excluded: Collection[str]
