@@ -187,6 +187,7 @@ _DATA_LANGS = frozenset(
     {"yaml", "yml", "json", "text", "txt", "log", "output", "ini", "toml", "xml", "plaintext", "diff", "go"}
 )
 _QUERY_LANGS = frozenset({"promql", "logql", "kql", "kusto", "traceql", "metricsql"})
+_KQL_LANGS = frozenset({"kql", "kusto"})  # a log/data store queried like a database
 _SQL_LANGS = frozenset({"sql", "sqlite", "postgresql", "psql", "mysql", "plpgsql"})
 _PROMPT = re.compile(
     r"^(?P<prompt>\$|[\w.-]+@[\w.:~/-]*[$#]|(?:sh|bash)-\d[\d.]*[$#]|\w[\w-]*\$|\w[\w-]*=?#|[\w./-]+:[/\w.~-]*\s?#|"
@@ -234,6 +235,22 @@ _ROOT_PROMPT = re.compile(r"^(?P<prompt>#)\s+(?=\S)")
 _STRONG_OUTPUT_LEAD = re.compile(r"^(?:example|sample) output\b|^output\b|\be\.g\.?,?\s*:?\s*$", re.I)
 _ASSIGN_SUBST = re.compile(r"^\s*(?:export\s+)?[A-Za-z_]\w*=\(?\$\((.*)\)\)?\s*$", re.DOTALL)
 _RUN_QUOTED = re.compile(r"\brun\s+\"([^\"]+)\"")
+# ssh with the remote command as its argument: it runs from the reader's own shell
+_REMOTE_COMMAND = re.compile(r"^(?:sudo\s+)?ssh\s+(?:-\S+\s+)*[^\s-]\S*\s+\S")
+# redis-cli options that only say where to connect: with nothing else it opens a prompt
+_REDIS_CONNECT = re.compile(
+    r"^\s*(?:(?:-[hpanu]|--user|--pass|--askpass|--tls|--cacert|--cert|--key|--sni)(?:\s+(?!-)\S+)?|-c|--tls)\s*"
+)
+# prose that puts the reader in a shell on a remote machine for the steps that follow
+_REMOTE_SHELL_CUE = re.compile(
+    r"\bserial console\b|\b(?:connect|log ?in|sign in|ssh)\s+(?:to|into)\s+(?:the |a |your )?"
+    r"(?:[\w-]+ ){0,2}(?:vm|node|host|server|machine|instance)\b[^.]*\b(?:by|with|via|over|using)\s+ssh\b",
+    re.IGNORECASE,
+)
+# prose that leaves a database prompt ("exit `redis-cli` first")
+_EXIT_DB_CUE = re.compile(
+    r"\b(?:exit|quit|leave)\s+(?:the\s+)?`?(?:redis-cli|psql|mysql|sqlplus|mongosh?)\b", re.I
+)
 
 
 @dataclass
@@ -407,10 +424,13 @@ def _session_after(text: str) -> str | None:
         return "pod"
     if re.search(r"^(?:sudo\s+)?(?:ssh|docker-machine\s+ssh)\s+(?:-\S+\s+)*\S+\s*$", clean):
         return "node"
-    if re.search(r"(?:^|/)(?:redis-cli)\b", clean) and not re.search(
-        r"redis-cli\s+(?:-\S+\s+\S+\s+)*[a-zA-Z]", clean
-    ):
-        return "database"
+    redis = re.search(r"(?:^|/)redis-cli\b(.*)$", clean)
+    if redis and "|" not in clean:
+        rest = redis.group(1)
+        while (match := _REDIS_CONNECT.match(rest)) and match.end() > 0:
+            rest = rest[match.end() :]
+        if not rest.strip():
+            return "database"
     if re.search(r"(?:^|/)(?:psql|mysql|sqlplus|mongo|mongosh|cqlsh)\b", clean) and not re.search(
         r"\s-(?:c|e|-command|-execute)\b", clean
     ):
@@ -428,7 +448,9 @@ def _logical(lines: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
         parts = [text]
         depth = 0
         heredoc = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", text)
-        opener = re.match(r"^(for|while|until|if|case)\b", text)
+        opener = re.match(r"^(for|while|until|if|case)\b", text) or re.search(
+            r"(?:\||&&|;)\s*(?:while|until|for)\b.*\bdo\s*$", text
+        )  # "… | while read -r key; do": the loop runs to its "done"
         if opener:
             depth = 1
         quote_open = _open_quote(text)
@@ -503,14 +525,22 @@ class _Finder:
         self.found: list[GuideCommand] = []
         self.session = "local"
         self.session_unit: int | None = None
+        # a session lasts to the end of the guide's section it was opened in (never across
+        # sections); the shell the reader was in before it is ``outer`` (``ssh host`` then
+        # ``redis-cli``: leaving redis-cli is back on the host)
+        self.section: int | None = None
+        self.outer = "local"
 
     # -- where -------------------------------------------------------------------------
 
     def where(self, command: str, language: str, cue: str | None, unit: int, inline: bool) -> str:
+        if language in ("sql", "redis", "kql"):
+            return "database"
         if language in ("promql", "chatops", "plugin-call") or language in _QUERY_LANGS:
             return "other"
-        if language in ("sql", "redis"):
-            return "database"
+        if _REMOTE_COMMAND.search(_unplaceholder(command)):
+            # ``ssh host 'cmd'`` is typed in the shell the reader is in, whatever host it reaches
+            return self.session if self.session_unit == unit else "local"
         program = _program(_unplaceholder(command))
         inner = _programs(command)
         if program not in CLUSTER_CLIS and inner & CLUSTER_CLIS and not inner - CLUSTER_CLIS - _HARMLESS:
@@ -526,7 +556,22 @@ class _Finder:
     def enter(self, command: str, unit: int) -> None:
         after = _session_after(command)
         if after is not None:
+            self.outer = self.session
             self.session, self.session_unit = after, unit
+
+    def leave(self) -> None:
+        """Back to the shell the session was opened from."""
+        self.session, self.outer = self.outer, "local"
+        if self.session == "local":
+            self.session_unit = None
+
+    def enter_section(self, section: int) -> None:
+        if section != self.section:
+            self.session, self.session_unit, self.outer, self.section = "local", None, "local", section
+
+    def remote(self, where: str, unit: int) -> None:
+        """Prose put the reader in a remote shell ("open the serial console", "connect … by SSH")."""
+        self.session, self.session_unit, self.outer = where, unit, "local"
 
     # -- blocks ------------------------------------------------------------------------
 
@@ -545,7 +590,7 @@ class _Finder:
             return
         if lang in _QUERY_LANGS or lang == "plugin-call":
             head = next(((n, t) for n, t in numbered if t.strip()), None)
-            language = "plugin-call" if lang == "plugin-call" else "promql"
+            language = "plugin-call" if lang == "plugin-call" else "kql" if lang in _KQL_LANGS else "promql"
             if head:
                 self.add(head[0], head[1].strip(), "\n".join(t for _, t in numbered), language, unit, cue)
             return
@@ -594,7 +639,7 @@ class _Finder:
             if not first or first.startswith("#"):
                 continue
             if first in ("exit", "logout", "quit", "\\q"):
-                self.session, self.session_unit = "local", None
+                self.leave()
                 continue
             if session_db and not _plausible(first):
                 self.add(number, first, whole, "redis", unit, "database")
@@ -624,6 +669,11 @@ class _Finder:
     def add(self, line: int, text: str, whole: str, language: str, unit: int, cue: str | None) -> None:
         if any(c.line == line for c in self.found):
             return
+        opens = _session_after(whole) if language == "shell" else None
+        if cue is not None and opens is not None and cue in (opens, "database"):
+            # "log in to the node: ssh node", "open a Redis session: ssh host" — the command that
+            # opens the session is typed in the shell the reader is in, not in the one it opens
+            cue = None
         where = self.where(whole, language, cue, unit, False)
         mutating = classify_text(whole, language)
         self.found.append(GuideCommand(line, text, whole, language, mutating, where))
@@ -687,10 +737,20 @@ def cue_of(text: str) -> str | None:
     return None
 
 
-def find_commands(units: list[tuple[int, list[Blk], str]], lines: list[str]) -> list[GuideCommand]:
-    """Commands of each unit, in document order: (unit id, its blocks in order, its title)."""
+def find_commands(
+    units: list[tuple[int, list[Blk], str]], lines: list[str], sections: list[int] | None = None
+) -> list[GuideCommand]:
+    """Commands of each unit, in document order: (unit id, its blocks in order, its title).
+
+    ``sections``: the first lines of the guide's top-level sections, in order; a shell session
+    (``ssh host``, ``redis-cli``, "open the serial console") ends with the section it began in.
+    """
     finder = _Finder(lines)
+    starts = sorted(sections or [])
     for unit, blocks, title in units:
+        if blocks:
+            first = min(b.first for b in blocks)
+            finder.enter_section(sum(1 for start in starts if start <= first))
         cue = cue_of(title) if title else None
         flat: list[Blk] = []
         for blk in blocks:
@@ -700,6 +760,10 @@ def find_commands(units: list[tuple[int, list[Blk], str]], lines: list[str]) -> 
         for index, blk in enumerate(flat):
             if blk.kind == "para":
                 lead = blk.text
+                if _EXIT_DB_CUE.search(blk.text) and finder.session == "database":
+                    finder.leave()
+                if _REMOTE_SHELL_CUE.search(blk.text):
+                    finder.remote("node", unit)
                 found = cue_of(blk.text)
                 if found is not None:
                     cue = found

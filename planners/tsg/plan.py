@@ -1142,7 +1142,8 @@ def build_plan(text: str, source: str | None = None) -> Plan:
     # commands: the document's units in order, then each command to the node holding its line
     ordered = sorted(reader.nodes, key=lambda n: n.first)
     units = [(index, n.blocks, n.title) for index, n in enumerate(ordered)]
-    commands = find_commands(units, lines)
+    sections = [sec.line for sec in (top.children or root.children)]
+    commands = find_commands(units, lines, sections)
     for command in commands:
         holder = next((n for n in ordered if n.first <= command.line <= n.last), None)
         if holder is None:

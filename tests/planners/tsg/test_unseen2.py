@@ -65,6 +65,7 @@ def test_second_unseen_set_keeps_its_floors(scores: dict[str, Any]) -> None:
     assert total["cond_r"] >= 0.66, total
     assert total["cmd_p"] >= 0.95 and total["cmd_r"] >= 0.88, total
     assert total["mut_acc"] >= 0.90, total  # misses are on the safe side (curl -d to a read API)
+    assert total["where_acc"] >= 0.95, total
     assert total["unsafe"] == 0, total
 
 
@@ -88,3 +89,69 @@ def test_a_stepfly_tool_call_acts_unless_its_name_reads() -> None:
     assert classify_text('ScaleDeployment(cluster="${c}", replicas=3)', "plugin-call")
     assert classify_text("Checkout(branch=1)", "plugin-call")
     assert not classify_text('GetNodeHealth(node="${n}")', "plugin-call")
+
+
+def _where(guide: str) -> dict[str, str]:
+    plan = build_plan(guide)
+    return {c.text: c.where for n in plan.nodes for c in n.commands}
+
+
+def test_a_session_is_typed_where_the_reader_is_and_ends_with_its_section() -> None:
+    guide = (
+        "# Cache\n\n## Procedure\n\n### 1. Log in\n\nConnect to the primary and open a database session:\n\n"
+        "```bash\nssh ops@db-7\nredis-cli -h 127.0.0.1\n```\n\n"
+        "### 2. Scan\n\nCount the keys from the host shell (exit `redis-cli` first):\n\n"
+        "```bash\nredis-cli --scan --pattern 'a:*' | wc -l\n```\n\n"
+        "### 3. Sample\n\nSample them:\n\n```bash\nredis-cli --bigkeys -i 0.1\n```\n\n"
+        "## Check\n\nLook at the disk:\n\n```bash\ndf -h /var\n```\n"
+    )
+    where = _where(guide)
+    assert where["ssh ops@db-7"] == "local"  # typed on the workstation, even after "open a … session"
+    assert where["redis-cli -h 127.0.0.1"] == "node"
+    assert where["redis-cli --scan --pattern 'a:*' | wc -l"] == "node"  # a mode, not a prompt
+    assert where["redis-cli --bigkeys -i 0.1"] == "node"  # the ssh session lasts through its section
+    assert where["df -h /var"] == "local"  # … and not into the next one
+
+
+def test_ssh_with_a_remote_command_runs_from_the_local_shell() -> None:
+    guide = (
+        "# Disk\n\n## Check\n\nOn each data node above the watermark, check the disk:\n\n"
+        "```bash\nssh $NODE 'df -h /data'\n```\n"
+    )
+    assert _where(guide)["ssh $NODE 'df -h /data'"] == "local"
+
+
+def test_a_serial_console_or_an_ssh_connection_in_prose_puts_the_commands_on_the_vm() -> None:
+    guide = (
+        "# VM\n\n## Fix\n\n1. In the portal, open the VM and select **Serial console**.\n"
+        "2. Sign in, then list the largest directories:\n\n   ```bash\n   sudo du -xh / | sort -rh\n   ```\n\n"
+        "3. Restart the VM with `sudo reboot`.\n\n"
+        "## Repair\n\n1. Create a repair VM:\n\n   ```azurecli\n   az vm repair create --name $VM\n   ```\n\n"
+        "2. Connect to the repair VM by SSH and mount the disk:\n\n   ```bash\n   sudo mount /dev/sdc1 /rescue\n   ```\n"
+    )
+    where = _where(guide)
+    assert where["sudo du -xh / | sort -rh"] == "node"
+    assert where["sudo reboot"] == "node"
+    assert where["az vm repair create --name $VM"] == "local"
+    assert where["sudo mount /dev/sdc1 /rescue"] == "node"
+
+
+def test_kql_in_a_plugin_block_reads_a_data_store_and_promql_stays_in_its_console() -> None:
+    guide = (
+        '# Lag\n\n## Step 1. Query\n\n<PLUGIN_1>\nKafkaLag\n| where Group == "{group}"\n</PLUGIN_1>\n\n'
+        "## Step 2. Rate\n\n```promql\nrate(http_requests_total[5m])\n```\n"
+    )
+    where = _where(guide)
+    assert where["KafkaLag"] == "database"
+    assert where["rate(http_requests_total[5m])"] == "other"
+
+
+def test_a_piped_while_loop_is_one_command() -> None:
+    guide = (
+        "# Keys\n\n## Expire\n\nSet a TTL:\n\n```bash\n"
+        "redis-cli --scan --pattern 's:*' | while read -r key; do\n  redis-cli EXPIRE \"$key\" 60\ndone\n```\n"
+    )
+    plan = build_plan(guide)
+    texts = [c.text for n in plan.nodes for c in n.commands]
+    assert texts == ["redis-cli --scan --pattern 's:*' | while read -r key; do"]
+    assert all(c.mutating for n in plan.nodes for c in n.commands)
