@@ -17,7 +17,7 @@ For each fleet size it measures, in the orchestrator (this process):
   share of one core it spent meanwhile (nothing but heartbeats happens then);
 - **dispatch latency** of a no-op ``DeviceExecutor.execute`` on ``any-device``, sequential,
   p50/p99: with the fleet idle, and busy (every device holding one long task of ours, so
-  every heartbeat reports running work and every selection scans loaded devices);
+  every heartbeat reports running work and no device is idle);
   ratios against the 2-agent fleet in the same state;
 - **CPU per remote task**: this process's CPU time over a 2,000-task no-op fan-out through
   ``Orchestrator.run`` (64 at a time), divided by the tasks;
