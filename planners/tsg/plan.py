@@ -133,6 +133,12 @@ _SUCCESS = re.compile(
     r"(?:is|are) (?:now )?resolved|you are done|nothing (?:else )?to do|no action (?:is )?(?:needed|required))\b",
     re.IGNORECASE,
 )
+# "Once X, there is nothing else to do", "The issue is resolved when X": a conditional exit
+_SUCCESS_WHEN = re.compile(
+    r"^(?:once|when|as soon as)\b(?:[^.;]|\.\d)*\b(?:nothing (?:else )?to do|no further action|resolved|you are done)\b|"
+    r"\b(?:is|are) (?:now )?resolved (?:when|once|if|as soon as)\b",
+    re.IGNORECASE,
+)
 _REMEDY_WORDS = re.compile(
     r"\b(?:try (?:setting|adding|changing|removing|restarting|deleting|to)|setting|set the|change|changing|"
     r"remove|removing|delete|deleting|restart|restarting|recreate|re-create|patch|patching|scale|scaling|"
@@ -504,7 +510,11 @@ class _Reader:
         if sentences and states_end(sentences[-1].text) and not _is_condition(sentences[-1].text):
             node.exit = True  # "… Stop here." / "Escalate to the owning team."
         for index, sentence in enumerate(sentences[1:], 1):
-            conditional = _is_condition(sentence.text) or re.search(r",\s*if\b", sentence.text, re.I)
+            conditional = (
+                _is_condition(sentence.text)
+                or re.search(r",\s*if\b", sentence.text, re.I)
+                or _SUCCESS_WHEN.search(sentence.text)
+            )
             following = sentences[index + 1].text if index + 1 < len(sentences) else ""
             leaves = _SUCCESS.search(sentence.text) or (
                 _EXIT.search(sentence.text) and not _REMEDY_WORDS.search(sentence.text)
@@ -544,6 +554,13 @@ class _Reader:
         lowest = 0 if own_check and sentences and min(own_check) < sentences[0].line else 1
         for index in range(len(sentences) - 1, lowest - 1, -1):
             sentence = sentences[index]
+            if (
+                index == len(sentences) - 1
+                and index > lowest
+                and re.match(r"^otherwise\b", sentence.text, re.I)
+                and _is_condition(sentences[index - 1].text)
+            ):
+                continue  # "If X, contact support. Otherwise, it is resolved.": the tail is both
             if not _is_condition(sentence.text) or sentence.line <= node.first:
                 continue
             codes = [

@@ -61,9 +61,9 @@ def test_the_set_is_there() -> None:
 def test_second_unseen_set_keeps_its_floors(scores: dict[str, Any]) -> None:
     total = scores["total"]
     assert total["node_f1"] >= 0.90, total
-    assert total["edge_f1"] >= 0.84, total
-    assert total["cond_r"] >= 0.66, total
-    assert total["cmd_p"] >= 0.95 and total["cmd_r"] >= 0.88, total
+    assert total["edge_f1"] >= 0.87, total
+    assert total["cond_r"] >= 0.77, total
+    assert total["cmd_p"] >= 0.98 and total["cmd_r"] >= 0.88, total
     assert total["mut_acc"] >= 0.90, total  # misses are on the safe side (curl -d to a read API)
     assert total["where_acc"] >= 0.95, total
     assert total["unsafe"] == 0, total
@@ -155,3 +155,35 @@ def test_a_piped_while_loop_is_one_command() -> None:
     texts = [c.text for n in plan.nodes for c in n.commands]
     assert texts == ["redis-cli --scan --pattern 's:*' | while read -r key; do"]
     assert all(c.mutating for n in plan.nodes for c in n.commands)
+
+
+def _edges(guide: str) -> set[tuple[str, str, bool]]:
+    plan = build_plan(guide)
+    title = {n.id: n.title for n in plan.nodes}
+    title.update({"start": "start", "end": "end"})
+    return {(title[e.src], title[e.dst], bool(e.condition)) for e in plan.edges}
+
+
+def test_a_success_sentence_with_once_or_when_is_a_conditional_exit() -> None:
+    guide = (
+        "# Memory\n\n## Procedure\n\n### 1) Defragment\n\nEnable defragmentation:\n\n```bash\n"
+        "redis-cli CONFIG SET activedefrag yes\n```\n\nOnce the ratio is below 1.2 there is nothing else to do; "
+        "if it stays higher, call the owner.\n\n### 2) Expire\n\nSet a TTL:\n\n```bash\nredis-cli EXPIRE k 60\n```\n\n"
+        "The issue is resolved when memory stays below 80%.\n\n### 3) Escalate\n\nPage the owner.\n"
+    )
+    edges = _edges(guide)
+    assert any(src.startswith("Defragment") and dst == "end" and cond for src, dst, cond in edges), edges
+    assert any(src.startswith("Expire") and dst == "end" and cond for src, dst, cond in edges), edges
+
+
+def test_an_escalation_tail_followed_by_otherwise_resolved_is_split() -> None:
+    guide = (
+        "# VM\n\n## Fix\n\nRestart the VM:\n\n```bash\naz vm restart --name $VM\n```\n\n## Verify\n\n"
+        "Check that the login prompt is shown in boot diagnostics.\n"
+        "If the VM still doesn't start, contact Azure support. Otherwise, the issue is resolved.\n"
+    )
+    plan = build_plan(guide)
+    assert len(plan.nodes) == 3, [(n.title, n.first, n.last) for n in plan.nodes]
+    tail = plan.nodes[-1]
+    assert tail.first == tail.last  # the "If … contact support. Otherwise …" line
+    assert tail.exit
