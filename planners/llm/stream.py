@@ -13,6 +13,7 @@ text after it ends is ignored) and a bare array of tasks in place of ``{"tasks":
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -230,7 +231,7 @@ class JsonScanner:
         index = self._index
         self._index += 1
         try:
-            return ScannedTask(index, from_json(text))
+            return ScannedTask(index, _loads(text))
         except ValueError as exc:
             return ScannedTask(index, problem=f"tasks[{index}] is not valid JSON: {exc}")
 
@@ -254,12 +255,23 @@ class JsonScanner:
                 f"(truncated at ...{text[-60:]!r}); send the complete JSON"
             ]
         try:
-            self.document = from_json(text[self._root_start : self._root_end])
+            self.document = _loads(text[self._root_start : self._root_end])
         except ValueError as exc:
             return [f"the response is not valid JSON: {exc}"]
         if self._tasks_key is not None and self._tasks_depth < 0:
             return [f'the JSON has no "{self._tasks_key}" list; reply with {{"{self._tasks_key}": [...]}}']
         return []
+
+
+def _loads(text: str) -> Any:
+    """Parse JSON; a raw line break or tab inside a string (small models write them) is
+    read as the character it is rather than rejected."""
+    try:
+        return from_json(text)
+    except ValueError as exc:
+        if "control character" not in str(exc):
+            raise
+        return json.loads(text, strict=False)  # linear, like from_json; raises ValueError too
 
 
 def _decode_key(raw: str) -> str | None:

@@ -117,3 +117,14 @@ def test_the_tasks_key_is_found_only_at_the_top_level() -> None:
     found, problems, _ = scan(['{"meta": {"tasks": [{"id": "inner"}]}, "tasks": [{"id": "t1"}]}'])
     assert [v["id"] for v in values(found)] == ["t1"]
     assert problems == []
+
+
+def test_a_raw_line_break_inside_a_string_is_read_not_rejected() -> None:
+    """Small models write multi-line answers without escaping the line breaks."""
+    scanner = JsonScanner(tasks_key=None)
+    scanner.feed('{"action": "finish", "answer": "line one\nline two\tend"}')
+    assert scanner.close() == []
+    assert scanner.document == {"action": "finish", "answer": "line one\nline two\tend"}
+    tasks = JsonScanner()
+    found = tasks.feed('{"tasks": [{"id": "t1", "tool": "x", "args": {"text": "a\nb"}}]}')
+    assert [t.value for t in found] == [{"id": "t1", "tool": "x", "args": {"text": "a\nb"}}]
