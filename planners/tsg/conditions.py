@@ -91,7 +91,11 @@ _SECTION_JUMP = re.compile(
     r"\s+(?:the\s+)?"
     r"(?:section\s+[\"“']?(?P<a>[^\"”'.,]+)[\"”']?|[\"“']?(?P<b>[\w\s/-]+?)[\"”']?\s+section)"
     # "go back to Diagnosis": a capitalised name, resolved only against a section title
-    r"|\bgo back to\s+(?:the\s+)?(?P<c>(?-i:[A-Z])[\w-]*(?:\s+(?-i:[A-Z])[\w-]*){0,3})\b",
+    r"|\bgo back to\s+(?:the\s+)?(?P<c>(?-i:[A-Z])[\w-]*(?:\s+(?-i:[A-Z])[\w-]*){0,3})\b"
+    # 'go to "Free disk space" below', 'Continue with "Check recovery"', 'Repeat from "Find out why…"':
+    # a quoted name after a jump verb, resolved only against a heading title
+    r"|\b(?P<verb>go|jump|skip|continue|proceed|move on|return|repeat|start over|restart)"
+    r"\s+(?:back\s+)?(?:on\s+)?(?:to|with|from|at)\s+(?:the\s+)?[\"“](?P<d>[^\"”]{2,80})[\"”]",
     re.IGNORECASE,
 )
 _END = re.compile(

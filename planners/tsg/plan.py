@@ -197,6 +197,8 @@ _JUMP = re.compile(
     r"step\s+(?P<n>\d+)",
     re.I,
 )
+# a jump that moves the reader (the step's way onwards), unlike "see X" / "refer to X" (a reference)
+_MOVE_VERB = re.compile(r"(?:go|jump|skip|continue|proceed|move on)\b", re.I)
 _GO_BACK = re.compile(r"\b(?:go back to|repeat from|start over from|return to)\s+step\s+(?P<n>\d+)", re.I)
 _CHOICE = re.compile(
     r"\b(?:cannot be used for|can ?not be used|is not (?:necessary|needed)|are (?:likely )?not necessary|"
@@ -229,6 +231,7 @@ class PlanNode:
     bounds: dict[int, tuple[int | None, float | None]] = field(default_factory=dict)  # jump target → bounds
     jumps: list[tuple[int, str | None, bool]] = field(default_factory=list)  # (step number, condition, back)
     section_jumps: list[tuple[str, str | None]] = field(default_factory=list)  # (section title, condition)
+    moves_to: set[str] = field(default_factory=set)  # section names of "go/continue to X" (not "see X")
     parallel_range: tuple[int, int] | None = None  # "start Steps 2 through 10 in parallel"
     blocks: list[Blk] = field(default_factory=list)
 
@@ -475,7 +478,9 @@ class _Reader:
             for jump in find_jumps(sentence.text, sentence.line, []):
                 if jump.step is not None:
                     node.bounds[jump.step] = (jump.max_iterations, jump.interval_s)
-            if node.repeat is None and not _REPEAT.search(sentence.text):
+            section = _SECTION_JUMP.search(sentence.text)
+            quoted = section is not None and section.group("d") is not None
+            if node.repeat is None and not _REPEAT.search(sentence.text) and not quoted:
                 node.repeat = find_repeat(sentence.text, sentence.line)
             for match in _JUMP.finditer(sentence.text):
                 cond = _jump_condition(sentence.text, match.start())
@@ -487,14 +492,26 @@ class _Reader:
                     for _, href, line in para.links:
                         if href.startswith("#") and line == sentence.line:
                             node.section_jumps.append(("#" + href[1:], _condition_text(sentence.text)))
-            section = _SECTION_JUMP.search(sentence.text)
             if section is not None and not _JUMP.search(sentence.text):
                 name = (
-                    (section.group("a") or section.group("b") or section.group("c") or "").strip().strip("`*")
+                    (
+                        section.group("a")
+                        or section.group("b")
+                        or section.group("c")
+                        or section.group("d")
+                        or ""
+                    )
+                    .strip()
+                    .strip("`*")
                 )
                 if name and name.lower() not in ("following", "next", "above", "below", "this", "same"):
                     cond = _jump_condition(sentence.text, section.start())
+                    until = re.search(r"\buntil\s+([^.;]+)", sentence.text[section.end() :], re.I)
+                    if quoted and until is not None and cond is None:  # 'Repeat from "X" until Y': a loop
+                        cond = f"repeat until {until.group(1).strip()}"
                     node.section_jumps.append((name, cond))
+                    if _MOVE_VERB.match(section.group(0)):
+                        node.moves_to.add(name)
         text = node.text
         ranged = _STEP_RANGE.search(text)
         if ranged is not None:
@@ -832,7 +849,7 @@ class _Reader:
         the pod: …" is a step every item leads to; "Then skip step 5 and continue with step 6"
         only routes the items onwards."""
         sentences = _sentences_of(trailing)
-        routes = [s for s in sentences if _JUMP.search(s.text) or _GO_BACK.search(s.text)]
+        routes = [s for s in sentences if _JUMP.search(s.text) or _GO_BACK.search(s.text) or _moves(s.text)]
         acts = [
             s
             for s in sentences
@@ -851,6 +868,12 @@ class _Reader:
                     leaf.jumps.append((int(match.group("n")), cond, bool(match.group("back"))))
                 for match in _GO_BACK.finditer(sentence.text):
                     leaf.jumps.append((int(match.group("n")), None, True))
+                moved = _moves(sentence.text)
+                if moved is not None and not _JUMP.search(sentence.text):
+                    name, cond = moved
+                    leaf.section_jumps.append((name, cond))
+                    if cond is None:
+                        leaf.moves_to.add(name)
         return None
 
     def attach(self, blocks: list[Blk]) -> None:
@@ -1323,6 +1346,22 @@ def _otherwise_forward(linker: _Linker, node: PlanNode, cond: str) -> None:
             edge.condition = _otherwise(cond)
 
 
+def _moves(text: str) -> tuple[str, str | None] | None:
+    """'Continue with "Check recovery".' after a list: (section name, condition) of a move, if any."""
+    section = _SECTION_JUMP.search(text)
+    if section is None or not _MOVE_VERB.match(section.group(0)):
+        return None
+    name = (section.group("a") or section.group("b") or section.group("d") or "").strip().strip("`*")
+    if not name or name.lower() in ("following", "next", "above", "below", "this", "same"):
+        return None
+    return name, _jump_condition(text, section.start())
+
+
+def _title_key(title: str) -> str:
+    """A heading title as a jump names it: case and trailing punctuation do not matter."""
+    return title.lower().strip().strip("`*").rstrip(" .:!?")
+
+
 def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
     """ "If X, go to the Mitigation section": an edge to that section's first step."""
     sections: list[Sec] = []
@@ -1334,10 +1373,17 @@ def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
     for node in nodes:
         for name, cond in node.section_jumps:
             wanted = name.lower().rstrip(":")
+            # 'Repeat from "Find out why…"': a cut name (ellipsis) matches the start of a title
+            cut = re.search(r"(?:…|\.\.\.)\s*$", wanted) is not None
+            wanted = re.sub(r"(?:…|\.\.\.)\s*$", "", wanted).rstrip(" .:!?")
             if wanted.startswith("#"):
                 found = next((x for x in sections if slugify(x.title) == wanted[1:]), None)
             else:
-                found = next((x for x in sections if x.title.lower().rstrip(":") == wanted), None)
+                found = next((x for x in sections if _title_key(x.title) == wanted), None)
+            if found is None and cut and len(wanted) >= 4:
+                found = next(
+                    (x for x in sections if x.level and _title_key(x.title).startswith(wanted)), None
+                )
             if found is None:
                 found = next((x for x in sections if x.level and wanted in x.title.lower()), None)
             if found is None:
@@ -1352,7 +1398,14 @@ def _section_jumps(root: Sec, nodes: list[PlanNode], linker: _Linker) -> None:
             if cond is not None and not loop:
                 for edge in list(linker.edges.values()):
                     if edge.src == node.id and edge.dst != END and not edge.condition and not edge.loop:
-                        edge.condition = _otherwise(cond)
+                        # the jump names the next step itself: that edge is the jump's, not "otherwise"
+                        edge.condition = cond if edge.dst == target.id else _otherwise(cond)
+            if cond is None and not loop and name in node.moves_to:
+                # 'Continue with "Check recovery"': the step goes there instead of to the next one
+                for key, edge in list(linker.edges.items()):
+                    moved = edge.src == node.id and edge.dst not in (END, target.id)
+                    if moved and not edge.condition and not edge.loop:
+                        del linker.edges[key]
             linker.edge(node.id, target.id, cond, loop=loop)
 
 
