@@ -184,9 +184,41 @@ class _Builder:
             inner = self.blocks_until("blockquote_close")
             return Blk("quote", first, last, children=inner)
         if token.type == "table_open":
-            self.blocks_until("table_close")
-            return None
+            return self.table(first, last)
         return None
+
+    def table(self, first: int, last: int) -> Blk | None:
+        """A table is reference data, unless every body row holds a command line in inline code
+        (a "First look" table of checks): then its rows read as a bullet list, one item a row."""
+        rows: list[Blk] = []
+        commands = True
+        while self.pos < len(self.tokens) and self.tokens[self.pos].type != "table_close":
+            token = self.tokens[self.pos]
+            self.pos += 1
+            if token.type != "tr_open" or not token.map or self.in_head(token):
+                continue
+            line = token.map[0] + 1
+            cells: list[str] = []
+            codes: list[tuple[str, int]] = []
+            while self.tokens[self.pos].type != "tr_close":
+                inline = self.tokens[self.pos]
+                self.pos += 1
+                if inline.type == "inline":
+                    cells.append(inline.content.strip())
+                    codes.extend((c.content, line) for c in inline.children or () if c.type == "code_inline")
+            # a command line has arguments: `kubectl get pods -A`, not a value such as `CrashLoopBackOff`
+            commands = commands and any(len(code.split()) > 1 for code, _ in codes)
+            text = _clean(": ".join(cell for cell in cells if cell))
+            para = Blk("para", line, line, text=text, codes=codes, sentences=[Sentence(line, text)])
+            rows.append(Blk("item", line, line, marker=".", children=[para]))
+        self.pos += 1
+        if not rows or not commands:
+            return None
+        return Blk("list", rows[0].first, rows[-1].last, ordered=True, children=rows)
+
+    def in_head(self, row: Token) -> bool:
+        """Whether a table row is the header row (its cells are ``th``)."""
+        return self.pos < len(self.tokens) and self.tokens[self.pos].type == "th_open"
 
 
 def parse_doc(text: str) -> tuple[Sec, list[str]]:

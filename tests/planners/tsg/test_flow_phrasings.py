@@ -107,3 +107,41 @@ def test_a_move_after_a_numbered_list_routes_its_last_item() -> None:
     got = edges(LIST_THEN_MOVE)
     assert ("Load", "Watch", False, False) in got
     assert ("Load", "Flush", False, False) not in got
+
+
+TABLE = """# Slow API
+
+## Quick checks
+
+{intro}
+
+| Check | Run |
+|-------|-----|
+| Pods | `kubectl get pods -n api -o wide` |
+| Events | `kubectl get events -n api --sort-by=.lastTimestamp` |
+
+## Restart
+
+```bash
+kubectl rollout restart deployment/api -n api
+```
+"""
+
+
+def test_a_table_of_commands_yields_its_commands_on_their_rows() -> None:
+    together = build_plan(TABLE.format(intro="Run these at the same time; neither changes anything:"))
+    lines = {c.line: c.text for n in together.nodes for c in n.commands}
+    assert lines[9].startswith("kubectl get pods") and lines[10].startswith("kubectl get events")
+    got = edges(TABLE.format(intro="Run these at the same time; neither changes anything:"))
+    assert ("start", "Pods:", False, False) in got and ("start", "Events:", False, False) in got
+    ordered = build_plan(TABLE.format(intro="Look at the following:"))
+    first = ordered.nodes[0]
+    assert [(c.line, c.text.split()[2]) for c in first.commands] == [(9, "pods"), (10, "events")]
+
+
+def test_a_reference_table_of_values_is_no_step() -> None:
+    text = TABLE.replace("`kubectl get pods -n api -o wide`", "`Pending`").replace(
+        "`kubectl get events -n api --sort-by=.lastTimestamp`", "`CrashLoopBackOff`"
+    )
+    plan = build_plan(text.format(intro="What the states mean:"))
+    assert [n.title.split()[0] for n in plan.nodes] == ["Restart"]

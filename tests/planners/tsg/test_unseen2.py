@@ -60,10 +60,10 @@ def test_the_set_is_there() -> None:
 
 def test_second_unseen_set_keeps_its_floors(scores: dict[str, Any]) -> None:
     total = scores["total"]
-    assert total["node_f1"] >= 0.90, total
-    assert total["edge_f1"] >= 0.90, total
+    assert total["node_f1"] >= 0.95, total
+    assert total["edge_f1"] >= 0.93, total
     assert total["cond_r"] >= 0.87, total
-    assert total["cmd_p"] >= 0.98 and total["cmd_r"] >= 0.88, total
+    assert total["cmd_p"] >= 0.98 and total["cmd_r"] >= 0.95, total
     assert total["mut_acc"] >= 0.90, total  # misses are on the safe side (curl -d to a read API)
     assert total["where_acc"] >= 0.95, total
     assert total["unsafe"] == 0, total
