@@ -408,6 +408,10 @@ class DeviceExecutor:
         """
         if self._link is None:
             raise RuntimeError("enter the DeviceExecutor first: `async with DeviceExecutor(...)`")
+        await self._settled(within, quiet)
+        return self.devices
+
+    async def _settled(self, within: float, quiet: float = 0.2) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while (idle := loop.time() - self._last_status) < quiet and loop.time() < deadline:
@@ -416,7 +420,6 @@ class DeviceExecutor:
                 async with asyncio.timeout(min(quiet - idle, deadline - loop.time())):
                     await self._change.wait()
         await self._known_devices_answered(deadline - loop.time())
-        return self.devices
 
     async def wait_for_change(self, within: float) -> bool:
         """Wait (at most ``within`` s) until a device comes, goes or changes; whether one did."""
@@ -443,7 +446,9 @@ class DeviceExecutor:
     async def _before_first_assignment(self) -> None:
         # Every concurrent first call waits on the same task, so it is waited for once.
         if self._startup is None:
-            self._startup = asyncio.ensure_future(self._known_devices_answered(self._startup_wait))
+            # First the burst of retained statuses (a run started right after connecting would
+            # otherwise see no device yet), then those devices' answers: both event-driven.
+            self._startup = asyncio.ensure_future(self._settled(self._startup_wait))
         if not self._startup.done():
             await asyncio.shield(self._startup)
 

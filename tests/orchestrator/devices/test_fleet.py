@@ -29,7 +29,13 @@ async def test_a_short_run_is_spread_over_idle_devices_known_from_their_status(
     """Issue 17 item 9: the first device to answer its ping used to take every task."""
     # Entered in order: the executor connects after both agents are up, so it learns them
     # from their retained statuses.
-    async with agent_factory("a", [where]), agent_factory("b", [where]), executor_factory() as devices:
+    # A generous startup wait: it ends as soon as both devices answered (it waits on events),
+    # so only a loaded machine ever uses more of it.
+    async with (
+        agent_factory("a", [where]),
+        agent_factory("b", [where]),
+        executor_factory(startup_wait=15.0) as devices,
+    ):
         orchestrator = Orchestrator(tools=[where], executors={"device": devices})
         tasks = [Task(id=f"t{i}", tool="where", args={"seconds": 0.3}, target="any-device") for i in range(4)]
         result = await orchestrator.run(tasks)
