@@ -8,47 +8,25 @@ CLI run checks ``--format plandag`` itself). The targets are the issue's, micro-
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from planners.tsg import compile_guide, load_guide
-from planners.tsg.plan import build_plan
+
+from .scoring import score_folder
 
 GOLD = Path(__file__).parent / "data" / "tsg-gold"
 GUIDES = sorted(p.stem for p in (GOLD / "guides").glob("*.md"))
 
 
-def _scorer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tsg_gold_score", GOLD / "score.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    scorer = _scorer()
-    out = tmp_path_factory.mktemp("plandag")
-    per: dict[str, dict[str, Any]] = {}
-    total: dict[str, int] = {}
-    for name in GUIDES:
-        guide = GOLD / "guides" / f"{name}.md"
-        plan = build_plan(guide.read_text(encoding="utf-8"), str(guide))
-        (out / f"{name}.json").write_text(json.dumps(plan.as_plandag()), encoding="utf-8")
-        counts = scorer.score(GOLD / "gold" / f"{name}.json", out / f"{name}.json")
-        per[name] = scorer.metrics(counts)
-        for key, value in counts.items():
-            if key != "unsafe_list":
-                total[key] = total.get(key, 0) + value
-    return {"guides": per, "total": scorer.metrics(total)}
+    return score_folder(GOLD, tmp_path_factory.mktemp("plandag"))
 
 
 def test_ten_guides_meet_the_targets(scores: dict[str, Any]) -> None:
