@@ -52,9 +52,10 @@ async def step(ctx: ToolContext, name: str, hold: bool = False) -> str:
 
 PLAIN_TOOL = '''
 
-@tool
+@tool(idempotent=False)
 async def charge(ctx: ToolContext, name: str) -> str:
-    """Not idempotent: a repeat would charge twice."""
+    """Not idempotent: a repeat would charge twice. Marked so, its start is committed
+    before it runs; unmarked, a kill within the next group commit could lose the start."""
     _append(os.environ["CALLS"], f"{name} {ctx.idempotency_key} {os.getpid()}")
     release = Path(os.environ["RELEASE"])
     for _ in range(600):

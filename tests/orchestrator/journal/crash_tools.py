@@ -49,9 +49,15 @@ async def slow_mark(ctx: ToolContext, name: str) -> str:
     raise TimeoutError("never released")
 
 
-@tool
+@tool(idempotent=False)
 async def slow_plain(ctx: ToolContext, name: str) -> str:
-    """Like ``slow_mark``, but with no idempotency key and not marked idempotent."""
+    """Like ``slow_mark``, but with no idempotency key and marked ``idempotent=False``.
+
+    Marked, not just unmarked: only then is its start committed before it runs (write-ahead),
+    so a kill right after it started still leaves it in flight in the journal. An unmarked
+    tool's start rides the next group commit (see docs/durability.md), and a test killing in
+    that window would see the step repeated.
+    """
     _append(f"{name} {ctx.idempotency_key}")
     release = Path(os.environ["STEPWEAVE_TEST_RELEASE"])
     for _ in range(600):
