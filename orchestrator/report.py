@@ -1,9 +1,10 @@
 """A run as one self-contained HTML page: header, DAG, timeline and per-task details.
 
-The report is one more consumer of the event stream (DESIGN §8). It is a single file with
-inline CSS, SVG and a few lines of JS (no CDN, no fonts to fetch), so it opens offline,
-attaches to a ticket and screenshots well. Everything here is a pure function of the
-graph, the result and the events, so the same run always renders the same bytes.
+The report is one more consumer of the event stream (the events ``Run.events()`` yields and
+``--json`` prints). It is a single file with inline CSS, SVG and a few lines of JS (no CDN,
+no fonts to fetch), so it opens offline, attaches to a ticket and screenshots well.
+Everything here is a pure function of the graph, the result and the events, so the same run
+always renders the same bytes.
 
 Without events the timeline still shows each task's start to end; with them it also shows
 time spent waiting for a slot, every failed attempt and the backoff before the next.

@@ -1,10 +1,11 @@
 """Plan references (``$t1``, ``$t1.field``, ``${t1}``) translated into ``${{ steps.t1.output }}``.
 
 Models write short references reliably (LLMCompiler's ``$1`` works for that reason); the
-engine speaks one expression language (DESIGN §4). A value that is exactly one reference
-becomes a native reference (a list stays a list); references inside longer text become
-string interpolation. Only ids of the plan's form (``t`` + digits) are references, so a
-shell argument like ``$HOME`` or awk's ``$1`` passes through untouched.
+engine speaks one expression language (``orchestrator.expressions``, described under
+"Expressions" in docs/workflows.md). A value that is exactly one reference becomes a native
+reference (a list stays a list); references inside longer text become string interpolation.
+Only ids of the plan's form (``t`` + digits) are references, so a shell argument like
+``$HOME`` or awk's ``$1`` passes through untouched.
 """
 
 from __future__ import annotations
