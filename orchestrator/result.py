@@ -56,12 +56,16 @@ class TaskResult:
     attempts: int = 0
     started_at: float | None = None
     ended_at: float | None = None
+    #: Seconds the run was down (stopped, then resumed) between this task's first start and
+    #: its end: not the step's own time, so ``duration`` leaves it out.
+    paused: float = 0.0
 
     @property
     def duration(self) -> float | None:
+        """Start to end, less the time the run was down in between (``paused``)."""
         if self.started_at is None or self.ended_at is None:
             return None
-        return self.ended_at - self.started_at
+        return self.ended_at - self.started_at - self.paused
 
     @property
     def ok(self) -> bool:
@@ -77,6 +81,7 @@ class TaskResult:
             "attempts": self.attempts,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "paused": self.paused,
         }
 
 

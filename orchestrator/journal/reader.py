@@ -195,6 +195,14 @@ class _Replay:
             self.events.append(RunStarted(run_id=run_id, graph=self._graph(), at=at))
         elif kind == "run_resumed":
             _, at, data = item
+            # The run was down from its last record to this one. A task started before the
+            # stop and not kept (in flight, cancelled or failed, so it runs again) would
+            # otherwise count that downtime as its own time in `runs show`.
+            alive = self.events[-1].at if self.events else None
+            if alive is not None and at > alive:
+                for result in self.results.values():
+                    if result.started_at is not None and result.status not in _SETTLED:
+                        result.paused += at - alive
             self.events.append(RunResumed(run_id=run_id, at=at, **{k: tuple(v) for k, v in data.items()}))
         elif kind == "run_ended":
             _, at, status, error = item

@@ -515,3 +515,52 @@ async def test_an_interrupted_step_stays_in_doubt_until_the_policy_says_retry(jo
         result = await second.wait()
     assert result.ok and asked == ["p1", "p2"] and sorted(calls) == ["after", "p1", "p2"]
     assert result["p1"].attempts == 2
+
+
+#: Where each record kind keeps its times (see the codec): shifted together to age a run.
+_TIMES = {
+    "task_started": (3,),
+    "task_ended": (2, 8),
+    "task_retrying": (3,),
+    "task_added": (1,),
+    "graph_edited": (1,),
+    "run_started": (1,),
+    "run_resumed": (1,),
+    "run_ended": (1,),
+}
+
+
+def age(journal: Journal, run_id: str, seconds: float) -> None:
+    """Move everything the run recorded ``seconds`` into the past: as if it crashed then."""
+    with raw(journal) as conn:
+        rows = list(conn.execute("SELECT seq, data FROM batches WHERE run_id = ?", (run_id,)))
+        for seq, data in rows:
+            records = json.loads(data)
+            for record in records:
+                for index in _TIMES.get(record[0], ()):
+                    if index < len(record) and isinstance(record[index], float):
+                        record[index] -= seconds
+            conn.execute(
+                "UPDATE batches SET data = ? WHERE run_id = ? AND seq = ?", (json.dumps(records), run_id, seq)
+            )
+        conn.execute("UPDATE runs SET started_at = started_at - ? WHERE run_id = ?", (seconds, run_id))
+
+
+async def test_downtime_between_a_crash_and_the_resume_is_not_step_time(
+    journal: Journal, effects: Effects
+) -> None:
+    run_id = await run_until_started(
+        Orchestrator(tools=make_tools(effects), journal=journal), chain(), "slow"
+    )
+    forget_end(journal, run_id)
+    age(journal, run_id, 3600.0)  # it crashed an hour ago
+    effects.release.set()
+    async with Orchestrator(tools=make_tools(effects), journal=journal).resume(run_id) as run:
+        assert (await run.wait()).ok
+    slow = journal.load(run_id).result().tasks["slow"]
+    assert slow.paused > 3590  # the hour the run was down ...
+    assert slow.duration is not None and 0 <= slow.duration < 60  # ... is not the step's time
+    assert slow.ended_at is not None and slow.started_at is not None
+    assert slow.ended_at - slow.started_at > 3590  # (its first start is still an hour back)
+    kept = journal.load(run_id).result().tasks["a"]
+    assert kept.paused == 0.0  # finished before the crash: nothing to leave out
