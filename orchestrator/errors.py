@@ -34,11 +34,16 @@ the durable record of runs (``orchestrator.journal``) is missing, damaged or for
 The subclasses defined elsewhere (``orchestrator.devices.errors``, ``planners.*``) are
 listed here so the whole tree is in one place. Errors of other libraries are converted
 at the boundary (``raise PlannerError(…) from exc``).
+
+Every error survives a process boundary (workers, devices, ``multiprocessing``): one whose
+``__init__`` takes other arguments than the message defines ``__reduce__`` to be rebuilt
+from them, as pydantic-ai's do (tests/test_exceptions.py round-trips each exported one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "DeviceError",
@@ -58,6 +63,11 @@ __all__ = [
     "TaskTimeout",
     "WorkflowError",
 ]
+
+
+def rebuild(cls: type[BaseException], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> BaseException:
+    """Unpickle an exception whose constructor takes keyword-only arguments (``__reduce__``)."""
+    return cls(*args, **kwargs)
 
 
 class StepweaveError(Exception):
@@ -82,6 +92,11 @@ class GraphValidationError(WorkflowError):
             message = f"{head}invalid graph ({len(self.problems)} problems):\n{listing}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # From the problems, not the message: Exception's own reduce would pass the
+        # rendered text as ``problems`` and list it back one character per problem.
+        return (rebuild, (type(self), (self.problems,), {"source": self.source}), vars(self))
+
 
 class ExpressionError(WorkflowError):
     """A ``${{ … }}`` expression is malformed or refers to something that does not exist."""
@@ -100,7 +115,12 @@ class TaskFailed(RunError):
 
     def __init__(self, task_id: str, message: str) -> None:
         self.task_id = task_id
+        #: Why it failed, without the ``task 'x' failed:`` prefix.
+        self.reason = message
         super().__init__(f"task {task_id!r} failed: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.reason), vars(self))
 
 
 class TaskTimeout(RunError, TimeoutError):
@@ -138,7 +158,12 @@ class RunNotFound(JournalError, LookupError):
 
     def __init__(self, run_id: str, path: str) -> None:
         self.run_id = run_id
+        #: The journal that was searched.
+        self.path = path
         super().__init__(f"{path}: no run with id {run_id!r} (see `stepweave runs list`)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.path), vars(self))
 
     def __str__(self) -> str:
         # LookupError would quote the message like a KeyError does.

@@ -15,7 +15,9 @@ The scheduler reads ``retryable`` to decide on another attempt, so each class st
 
 from __future__ import annotations
 
-from ..errors import DeviceError
+from typing import Any
+
+from ..errors import DeviceError, rebuild
 
 __all__ = ["BrokerConnectionError", "DeviceUnavailable", "MessageRejected", "RemoteTaskError"]
 
@@ -46,3 +48,8 @@ class RemoteTaskError(DeviceError):
         self.device_id = device_id
         self.remote_type = remote_type
         self.retryable = retryable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The options are keyword-only, which Exception's own reduce cannot pass.
+        options = {"device_id": self.device_id, "remote_type": self.remote_type, "retryable": self.retryable}
+        return (rebuild, (type(self), self.args, options), vars(self))

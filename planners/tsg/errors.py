@@ -6,6 +6,8 @@ line) before anything runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from orchestrator import WorkflowError
 
 __all__ = ["GuideError"]
@@ -23,3 +25,7 @@ class GuideError(WorkflowError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {message}" + (f" ({hint})" if hint else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its parts (pickling across processes), not the rendered message.
+        return (type(self), (self.file, self.line, self.message, self.hint), vars(self))
