@@ -42,7 +42,9 @@ _MAX_ITEM_NODES = 12
 _DENSE_ROWS = 60
 
 _NODE_W, _NODE_H, _COL_GAP, _SUBCOL_GAP, _ROW_GAP, _PAD = 188, 48, 72, 24, 14, 8
-_ID_CHARS, _TOOL_CHARS = 21, 25
+#: Pixels a node's labels may take from x=18: the id stops short of the status dot (its left
+#: edge at _NODE_W - 18), the tool line short of the box's right edge.
+_ID_ROOM, _TOOL_ROOM = _NODE_W - 18 - 4 - 18, _NODE_W - 6 - 18
 _CELL, _CELL_GAP, _CELL_PAD, _GROUP_HEAD = 11, 3, 18, 50
 
 
@@ -61,8 +63,34 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: Advance widths in em of a wide bold sans-serif (DejaVu Sans Bold, what Linux browsers
+#: fall back to; narrower fonts only leave some room unused). Graph labels are cut to the
+#: room the font takes, not to a count of characters: 21 letters of "step-12-restart-…"
+#: already ran into the status dot, and 21 W's into the next node.
+_EM = {
+    **dict.fromkeys("ijlI.,:;'|!", 0.36),
+    **dict.fromkeys("frt-()[]", 0.50),
+    **dict.fromkeys("mwMW@%", 1.08),
+    **dict.fromkeys("ABCDEFGHJKLNOPQRSTUVXYZ&", 0.82),
+    **dict.fromkeys("_ ", 0.52),
+    "…": 1.0,
+}
+
+
+def _text_width(text: str, size: float, *, bold: bool) -> float:
+    """An upper estimate of the rendered width of ``text`` in pixels (at font ``size``)."""
+    ems = sum(_EM.get(char, 0.72 if char.isdigit() else 0.68) for char in text)
+    return ems * size * (1.0 if bold else 0.92)
+
+
+def _fit(text: str, room: float, size: float, *, bold: bool) -> str:
+    """``text``, cut with an ellipsis where needed to fit ``room`` pixels."""
+    if _text_width(text, size, bold=bold) <= room:
+        return text
+    cut = len(text)
+    while cut > 1 and _text_width(text[:cut] + "…", size, bold=bold) > room:
+        cut -= 1
+    return text[:cut] + "…"
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -451,8 +479,8 @@ def _node(page: _Page, row: _Row, at: _Box) -> str:
         f'transform="translate({at.x:.1f},{at.y:.1f})"><a href="#{row.anchor}">'
         f"<title>{_esc(tip)}</title>{_frame(at.h)}"
         f'<circle cx="{_NODE_W - 14}" cy="15" r="4"/>'
-        f'<text class="nid" x="18" y="20">{_esc(_clip(row.id, _ID_CHARS))}</text>'
-        f'<text class="ntool" x="18" y="37">{_esc(_clip(detail, _TOOL_CHARS))}</text></a></g>'
+        f'<text class="nid" x="18" y="20">{_esc(_fit(row.id, _ID_ROOM, 13, bold=True))}</text>'
+        f'<text class="ntool" x="18" y="37">{_esc(_fit(detail, _TOOL_ROOM, 12, bold=False))}</text></a></g>'
     )
 
 
@@ -491,14 +519,14 @@ def _group(page: _Page, parent: str, ids: list[str], at: _Box) -> str:
     failed = sum(1 for tid in ids if page.row(tid).result.status is not TaskStatus.SUCCEEDED)
     summary = f"{page.row(parent).result.tool} · {_count(len(ids), 'item')}"
     summary += f" · {failed} not ok" if failed else ""
-    label = _clip(f"{ids[0]} … {ids[-1]}", _ID_CHARS + 4)
+    label = _fit(f"{ids[0]} … {ids[-1]}", _TOOL_ROOM, 13, bold=True)
     status = page.row(parent).result.status.value
     return (
         f'<g class="group st-{status}" data-group="{_esc(parent)}" '
         f'transform="translate({at.x:.1f},{at.y:.1f})"><title>{_esc(parent)}: {_esc(summary)}</title>'
         f"{_frame(at.h)}"
         f'<text class="nid" x="18" y="20">{_esc(label)}</text>'
-        f'<text class="ntool" x="18" y="37">{_esc(_clip(summary, _TOOL_CHARS))}</text>{"".join(cells)}</g>'
+        f'<text class="ntool" x="18" y="37">{_esc(_fit(summary, _TOOL_ROOM, 12, bold=False))}</text>{"".join(cells)}</g>'
     )
 
 

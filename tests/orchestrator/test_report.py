@@ -435,3 +435,44 @@ def test_chromium_renders_every_step_and_takes_a_screenshot(run: Run, tmp_path: 
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 30_000  # a blank 1400×1000 page compresses to a few KB
+
+
+#: Measures, in the browser, every graph node's labels against the node's status dot and
+#: its right edge, and writes how many overlap into the page (read back with --dump-dom).
+_MEASURE = """<script>
+window.addEventListener("load", () => {
+  const bad = [];
+  for (const node of document.querySelectorAll(".dag g.node")) {
+    const dot = node.querySelector("circle");
+    const left = dot.cx.baseVal.value - dot.r.baseVal.value;
+    const width = node.querySelector("rect.box").width.baseVal.value;
+    const id = node.querySelector("text.nid"), tool = node.querySelector("text.ntool");
+    if (id.x.baseVal[0].value + id.getComputedTextLength() > left - 2) bad.push("id:" + id.textContent);
+    if (tool.x.baseVal[0].value + tool.getComputedTextLength() > width - 6) bad.push("tool:" + tool.textContent);
+  }
+  document.body.setAttribute("data-overlaps", JSON.stringify(bad));
+});
+</script>"""
+
+
+@pytest.mark.timeout(120)
+def test_long_ids_never_reach_the_status_dot_in_a_browser(tmp_path: Path) -> None:
+    """Ids as TSG steps name them (long, some of wide letters) are clipped to the room the
+    font really takes, measured by Chromium, not to a count of characters."""
+    binary = _chromium()
+    ids = [
+        "step-12-restart-the-ingress-controller-pods",
+        "WWWWWWWWWWWWWWWWWWWWWWWWWWWWWW",
+        "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+        "CHECK_THE_SERVICE_ENDPOINTS_AND_DNS",
+        "_0000000000000000000000000000000",
+        "short",
+    ]
+    graph = TaskGraph([Task(id=tid, tool="a_tool_with_a_rather_long_name_too") for tid in ids])
+    result = _result(graph, {tid: (0.0, 1234.5) for tid in ids})
+    page = tmp_path / "report.html"
+    page.write_text(render_html(graph, result).replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dumped = _headless(binary, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr.decode(errors="replace")[-2000:]
+    body = next(e for e in parse(dumped.stdout.decode()).elements if e.tag == "body")
+    assert body.attrs.get("data-overlaps") == "[]", body.attrs.get("data-overlaps")
