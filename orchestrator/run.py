@@ -32,6 +32,7 @@ from .journal import Journal
 from .journal.writer import RunRecorder
 from .result import RunResult, TaskError
 from .scheduler import Approver, FailurePolicy, Replanner, ResumePoint, Scheduler
+from .telemetry.hook import observe
 
 if TYPE_CHECKING:
     from .devices import BrokerSettings, DeviceExecutor
@@ -270,7 +271,7 @@ class Orchestrator:
             graph,
             tools=self.tools,
             run_id=run.run_id,
-            emit=run._emit if recorder is None else run._emit_journaled,
+            emit=observe(run._emit if recorder is None else run._emit_journaled, run.run_id),
             barrier=recorder,
             resume=resume,
             executors=self._executors,

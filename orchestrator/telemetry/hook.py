@@ -1,0 +1,69 @@
+"""The engine's one seam to telemetry: a run's event sink, wrapped only when someone listens.
+
+``observe`` is called once per run. Without OpenTelemetry imported, or with only its API
+(no SDK provider installed), it returns the sink unchanged, so a run that nobody traces
+pays one dictionary lookup, not one per event. ``opentelemetry`` is never imported here:
+an application that has not imported it cannot have installed a provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..events import Event
+    from .spans import RunTelemetry
+
+__all__ = ["active_run", "enabled", "observe"]
+
+_log = logging.getLogger("stepweave.telemetry")
+
+#: The API's stand-ins, installed until an SDK (or another implementation) sets a provider.
+_STAND_INS = frozenset(
+    {"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"}
+)
+
+#: Runs being traced now, by run id: the device dispatcher finds a task attempt's span here.
+_active: dict[str, RunTelemetry] = {}
+
+
+def _installed(module_name: str, getter: str) -> bool:
+    module = sys.modules.get(module_name)
+    if module is None:
+        return False
+    provider: Any = getattr(module, getter)()
+    return type(provider).__name__ not in _STAND_INS
+
+
+def enabled() -> bool:
+    """True when a tracer or meter provider other than the API's no-op stand-in is installed."""
+    return _installed("opentelemetry.trace", "get_tracer_provider") or _installed(
+        "opentelemetry.metrics", "get_meter_provider"
+    )
+
+
+def active_run(run_id: str) -> RunTelemetry | None:
+    """The telemetry of a run being traced now, or ``None``."""
+    return _active.get(run_id) if _active else None
+
+
+def observe(emit: Callable[[Event], None], run_id: str) -> Callable[[Event], None]:
+    """``emit``, or ``emit`` followed by the run's spans and metrics when telemetry is on."""
+    if not enabled():
+        return emit
+    from .spans import RunTelemetry
+
+    telemetry = RunTelemetry(run_id, _active)
+    on_event = telemetry.on_event
+
+    def emit_observed(event: Event) -> None:
+        emit(event)
+        try:
+            on_event(event)
+        except Exception:  # telemetry must never fail a run
+            _log.exception("telemetry failed on %s of run %s", event.kind, run_id)
+
+    return emit_observed
