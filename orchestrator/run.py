@@ -22,7 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from tools import Tool, ToolRegistry
+from tools import Prompter, Tool, ToolRegistry
 
 from .errors import GraphEditError, GraphValidationError, ResumeError
 from .events import Event, RunEnded
@@ -61,6 +61,8 @@ class Orchestrator:
         default_retries: retries when neither task nor tool sets them.
         default_backoff: first retry delay in seconds (doubles per retry, with jitter).
         approver: decides whether a ``needs_approval`` task may run.
+        prompter: asks the operator for the tools (``ctx.prompter``: the ``approve`` tool,
+            a runbook's questions); default: this process's terminal, approving nothing.
         replanner: called with a ``ReplanRequest`` when a task fails, under ``replan``.
         executors: extra executors by name; ``"device"`` runs non-local targets.
         broker: shorthand for a ``"device"`` executor on this MQTT broker (URL or
@@ -83,6 +85,7 @@ class Orchestrator:
         default_retries: int = 0,
         default_backoff: float = 0.2,
         approver: Approver | None = None,
+        prompter: Prompter | None = None,
         replanner: Replanner | None = None,
         executors: Mapping[str, Executor] | None = None,
         env: Sequence[str] = (),
@@ -109,6 +112,7 @@ class Orchestrator:
         self.default_retries = default_retries
         self.default_backoff = default_backoff
         self.approver = approver
+        self.prompter = prompter
         self.replanner = replanner
         self.env_names = tuple(env)
         self._local = LocalExecutor(max_threads=max_threads)
@@ -284,6 +288,7 @@ class Orchestrator:
             default_retries=self.default_retries,
             default_backoff=self.default_backoff,
             approver=self.approver,
+            prompter=self.prompter,
             replanner=self.replanner,
         )
 

@@ -32,7 +32,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from tools import Tool, ToolContext, ToolError, ToolRegistry
+from tools import Prompter, Tool, ToolContext, ToolError, ToolRegistry
+from tools.prompter import default_prompter
 
 from .errors import GraphEditError, GraphValidationError, TaskTimeout
 from .events import (
@@ -222,6 +223,7 @@ class Scheduler:
         default_backoff: float = 0.2,
         max_backoff: float = 30.0,
         approver: Approver | None = None,
+        prompter: Prompter | None = None,
         replanner: Replanner | None = None,
         barrier: Barrier | None = None,
         resume: ResumePoint | None = None,
@@ -237,6 +239,7 @@ class Scheduler:
         self._default_backoff = default_backoff
         self._max_backoff = max_backoff
         self._approver = approver
+        self._prompter = prompter if prompter is not None else default_prompter()
         self._replanner = replanner
         self._global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._tool_limits = {name: asyncio.Semaphore(n) for name, n in (tool_limits or {}).items()}
@@ -881,7 +884,7 @@ class Scheduler:
             logging.getLogger(f"stepweave.tools.{tool.name}"),
             {"run_id": self.run_id, "task_id": task.id, "attempt": attempt},
         )
-        return ToolContext(self.run_id, task.id, attempt, report, logger)
+        return ToolContext(self.run_id, task.id, attempt, report, logger, self._prompter)
 
     def _retrying(self, node: _Node, state: RetryCallState) -> None:
         outcome = state.outcome

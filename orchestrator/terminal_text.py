@@ -17,33 +17,13 @@ and live views use; ``escape_for_terminal`` is for the places that build a marku
 
 from __future__ import annotations
 
-import re
-
 from rich.markup import escape as _escape_markup
 from rich.text import Text
 
+# The escaping itself sits in `tools` (the bottom layer, whose Prompter needs it too).
+from tools._terminal_text import escape_control
+
 __all__ = ["escape_control", "escape_for_terminal", "safe_text"]
-
-# C0 (minus \t and \n, which are handled by `multiline`), DEL, C1, and the Unicode
-# format characters that reorder or hide text (bidi embeddings/overrides/isolates,
-# zero-width joiners are harmless and kept).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def escape_control(text: str, *, multiline: bool = True) -> str:
-    """Replace control characters with visible escapes (``\\x1b``, ``\\x07``, ``\\u202e``).
-
-    With ``multiline=False`` newlines and tabs are escaped too: use it where one line must
-    stay one line (an approval prompt must not hide a second command below the first).
-    """
-    pattern = _CONTROL if multiline else _CONTROL_AND_LINES
-    return pattern.sub(_visible, text)
 
 
 def escape_for_terminal(text: str, *, multiline: bool = True) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 EXPECTED = {
     "tools": {
-        "ProgressReporter", "ReadOnly", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
+        "Decision", "ProgressReporter", "Prompter", "ReadOnly", "SyncRunner", "Tool", "ToolArgumentError", "ToolContext",
         "ToolDefinitionError", "ToolError", "ToolNotFoundError", "ToolRegistry", "ToolResultError",
         "load_tools", "tool",
     },

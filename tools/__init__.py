@@ -13,10 +13,13 @@ from .errors import (
     ToolResultError,
 )
 from .loading import load_tools
+from .prompter import Decision, Prompter
 from .registry import ToolRegistry
 
 __all__ = [
+    "Decision",
     "ProgressReporter",
+    "Prompter",
     "ReadOnly",
     "SyncRunner",
     "Tool",

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .prompter import Prompter, default_prompter
+
 __all__ = ["ProgressReporter", "ToolContext"]
 
 #: Called as ``progress(fraction, message)``; ``fraction`` is in [0, 1] or ``None`` if unknown.
@@ -37,6 +39,9 @@ class ToolContext:
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("stepweave.tools"), {}),
         repr=False,
     )
+    #: Asks the operator (approvals, questions); it carries the command's ``--yes`` and
+    #: ``--allow``. Outside a run: this process's terminal, approving nothing by itself.
+    prompter: Prompter = field(default_factory=default_prompter, repr=False)
 
     @property
     def idempotency_key(self) -> str:
