@@ -4,6 +4,11 @@ The function stays plain Python (calling the ``Tool`` calls it); the decorator r
 type hints and docstring once, builds a pydantic model for the arguments and a
 ``TypeAdapter`` for the return value, and keeps the tool's default policy (timeout,
 retries, ...), which a task may override.
+
+``Tool`` is generic over the function's parameters and return type, so type checkers see
+``@tool def double(x: int) -> int`` as still callable as ``double(x=1)`` returning ``int``
+(an ``async def`` tool returns its coroutine, as the function does). Bare ``Tool`` means
+``Tool[..., Any]``: registries and executors take any tool.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import typing
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, overload
+from typing import Annotated, Any, Generic, overload
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+# TypeVar defaults (PEP 696) are in `typing` from 3.13; typing_extensions comes with pydantic.
+from typing_extensions import ParamSpec, TypeVar
 
 from .context import ToolContext
 from .docstrings import parse_docstring
@@ -34,6 +42,13 @@ ReadOnly = bool | Callable[[Mapping[str, Any]], bool]
 
 _EMPTY = inspect.Parameter.empty
 
+#: The decorated function's parameters and return type; a bare ``Tool`` is ``Tool[..., Any]``.
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
+#: The same, for the decorator (which binds them per call).
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 async def _to_thread(call: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(call)
@@ -49,10 +64,10 @@ def format_validation_error(error: ValidationError) -> str:
 
 
 @dataclass(eq=False)
-class Tool:
+class Tool(Generic[P, R]):
     """A callable with a JSON Schema for its arguments and a validated return type."""
 
-    func: Callable[..., Any]
+    func: Callable[P, R]
     name: str
     description: str
     args_model: type[BaseModel]
@@ -71,7 +86,7 @@ class Tool:
     @classmethod
     def from_function(
         cls,
-        func: Callable[..., Any],
+        func: Callable[P, R],
         *,
         name: str | None = None,
         description: str | None = None,
@@ -81,7 +96,7 @@ class Tool:
         needs_approval: bool = False,
         read_only: ReadOnly = False,
         backoff: float | None = None,
-    ) -> Tool:
+    ) -> Tool[P, R]:
         """Build a tool from ``func``'s signature, type hints and docstring."""
         if isinstance(func, Tool):
             raise ToolDefinitionError(f"{func.name!r} is already a tool")
@@ -171,7 +186,7 @@ class Tool:
 
     # -- plain-Python use ----------------------------------------------------------------
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the underlying function directly, with no validation (plain Python use)."""
         return self.func(*args, **kwargs)
 
@@ -303,7 +318,8 @@ class Tool:
         return self.validate_result(result)
 
     async def _call(self, context: ToolContext | None, kwargs: dict[str, Any], run_sync: SyncRunner) -> Any:
-        func = self.func
+        # Called by keyword from validated arguments: the static signature no longer applies.
+        func: Callable[..., Any] = self.func
         if self.is_async:
             if context is None:
                 return await func(**kwargs)
@@ -318,7 +334,7 @@ def _type_name(tp: Any) -> str:
 
 
 @overload
-def tool(func: Callable[..., Any], /) -> Tool: ...
+def tool(func: Callable[_P, _R], /) -> Tool[_P, _R]: ...
 
 
 @overload
@@ -332,7 +348,7 @@ def tool(
     needs_approval: bool = False,
     read_only: ReadOnly = False,
     backoff: float | None = None,
-) -> Callable[[Callable[..., Any]], Tool]: ...
+) -> Callable[[Callable[_P, _R]], Tool[_P, _R]]: ...
 
 
 def tool(
@@ -347,7 +363,7 @@ def tool(
     needs_approval: bool = False,
     read_only: ReadOnly = False,
     backoff: float | None = None,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
+) -> Tool[..., Any] | Callable[[Callable[_P, _R]], Tool[_P, _R]]:
     """Turn a function into a ``Tool``; use bare (``@tool``) or with options (``@tool(retries=2)``).
 
     The options are the tool's default policy; a task's own ``timeout``/``retries``/
@@ -368,7 +384,7 @@ def tool(
     if func is not None:
         return Tool.from_function(func, **options)
 
-    def decorate(f: Callable[..., Any]) -> Tool:
+    def decorate(f: Callable[_P, _R]) -> Tool[_P, _R]:
         return Tool.from_function(f, **options)
 
     return decorate
