@@ -9,6 +9,7 @@ Each module registers one family of commands on a Typer app (``register(app)``):
 - ``tsg``: tsg compile, tsg lint, tsg run (Markdown troubleshooting guides)
 - ``runs``: resume, runs list|show|prune, report (the run journal)
 - ``queue``: submit, worker (a run queue in a PostgreSQL journal, for many machines)
+- ``mcp``: mcp serve (workflows and ``ask`` as tools of a Model Context Protocol server)
 
 Start-up time is a feature (``stepweave --help`` should cost little more than starting
 Python), so a module is imported only when one of its commands is used: ``COMMANDS``
@@ -66,6 +67,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "worker": LazyCommand(
         "queue", "Run queued runs from a PostgreSQL journal until stopped (SIGTERM: finish or hand back)."
     ),
+    "mcp": LazyCommand("mcp", "Model Context Protocol: serve workflows (and ask) as tools to MCP clients."),
 }
 
 
