@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
@@ -86,6 +86,20 @@ def schema_digest(schema: Any) -> str:
     """A short stable digest of a JSON Schema, to tell two versions of a tool apart."""
     canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+#: W3C ``traceparent`` version 00: trace id and parent span id, neither all zeros.
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+#: W3C ``tracestate``: at most 32 list members of printable ASCII; 512 characters is our cap.
+_TRACESTATE = re.compile(r"[\x20-\x7e]{0,512}")
+
+
+def _traceparent(value: Any) -> str:
+    return value if isinstance(value, str) and _TRACEPARENT.fullmatch(value) else ""
+
+
+def _tracestate(value: Any) -> str:
+    return value if isinstance(value, str) and _TRACESTATE.fullmatch(value) and value.count(",") < 32 else ""
 
 
 class _Message(BaseModel):
@@ -170,6 +184,11 @@ class TaskRequest(_Message):
     timeout: float = Field(gt=0)
     #: Send ``Accepted`` well within this many seconds, unless the result is ready first.
     ack_timeout: float = Field(default=1.0, gt=0)
+    #: The W3C trace context of the orchestrator's dispatch span, so the agent's span joins
+    #: its trace (optional; older agents ignore it). A malformed or oversized value reads
+    #: as "" instead of rejecting the request: tracing never fails a task.
+    traceparent: Annotated[str, BeforeValidator(_traceparent)] = ""
+    tracestate: Annotated[str, BeforeValidator(_tracestate)] = ""
 
 
 class Cancel(_Message):
