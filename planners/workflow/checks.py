@@ -18,6 +18,7 @@ from orchestrator import ExpressionError, Task, TaskGraph
 from orchestrator.expressions import compile_value
 from tools import ToolRegistry
 
+from .mcp_servers import pending_mcp_tools
 from .outputs import output_problems
 from .problems import Problem, did_you_mean
 from .references import input_references
@@ -52,6 +53,8 @@ def find_problems(workflow: Workflow, tools: ToolRegistry | None) -> list[Proble
     at = _StepLocator(workflow.steps, workflow.source_map)
     problems = _duplicate_ids(workflow.steps, at)
     tasks = step_tasks(workflow)
+    if tools is not None and workflow.mcp_servers:  # their tools are checked once they run
+        tools = pending_mcp_tools(tools, workflow.mcp_servers, [task.tool for task in tasks])
     problems += [at.graph_problem(message) for message in TaskGraph(tasks).problems(tools)]
     problems += _undeclared_inputs(workflow, tasks, at)
     problems += output_problems(workflow.outputs, [t.id for t in tasks], workflow.source_map)

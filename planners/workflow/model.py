@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from orchestrator import RunResult, TaskGraph
 from tools import ToolRegistry
 
+if TYPE_CHECKING:
+    from tools.mcp import McpServers
+
 from .checks import find_problems, step_tasks
 from .inputs import Input, resolve_inputs
 from .lint import find_warnings
+from .mcp_servers import McpServerEntry, ServerName
 from .outputs import evaluate_outputs
 from .problems import Problem, WorkflowFileError
 from .steps import Defaults, Step
@@ -59,6 +63,11 @@ class Workflow(BaseModel):
         default_factory=dict,
         description="Values computed after the run, e.g. ${{ steps.disk.output.stdout }}.",
     )
+    mcp_servers: dict[ServerName, McpServerEntry] = Field(
+        default_factory=dict,
+        description="MCP servers whose tools steps call as NAME.TOOL: {command: [argv...], env: {...}} "
+        "(stdio) or {url: http://...} (streamable HTTP).",
+    )
 
     _source_map: SourceMap = PrivateAttr(default_factory=SourceMap)
     _checked: bool = PrivateAttr(default=False)
@@ -95,6 +104,23 @@ class Workflow(BaseModel):
         # frozen), so ``to_graph`` does not check it again. With tools, more is checked.
         self._checked = self._checked or not problems
         return problems
+
+    def start_mcp_servers(self) -> McpServers:
+        """The ``mcp_servers:`` as ``McpServers``: ``async with`` it to run them for a run.
+
+        ```python
+        async with workflow.start_mcp_servers() as servers:
+            tools = ToolRegistry([*builtin_registry(), *servers.tools])
+            if problems := workflow.problems(tools): ...
+            result = await Orchestrator(tools).run(workflow.to_graph(), inputs=workflow.resolve_inputs())
+        ```
+        """
+        from tools.mcp import McpServer, McpServers
+
+        return McpServers(
+            McpServer(name, command=entry.command or (), env=entry.env, url=entry.url)
+            for name, entry in self.mcp_servers.items()
+        )
 
     def warnings(self) -> list[Problem]:
         """What is allowed but likely wrong, in file order (``Problem.severity == "warning"``):

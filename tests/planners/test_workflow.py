@@ -658,7 +658,9 @@ outputs:
 def test_json_schema_describes_the_format_and_accepts_the_example() -> None:
     schema = workflow_json_schema()
     assert schema["$schema"].startswith("https://json-schema.org/")
-    assert set(schema["properties"]) == {"name", "description", "inputs", "defaults", "steps", "outputs"}
+    assert set(schema["properties"]) == {
+        "name", "description", "inputs", "defaults", "steps", "outputs", "mcp_servers",
+    }  # fmt: skip
     assert schema["additionalProperties"] is False and set(schema["required"]) == {"name", "steps"}
     step = schema["$defs"]["Step"]
     assert set(step["properties"]) >= {
