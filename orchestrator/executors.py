@@ -44,9 +44,15 @@ class Executor(Protocol):
     does); the scheduler validates it against the tool's declared return type, so every
     executor's results are typed the same way. Raising fails the attempt; cancelling the
     awaitable must stop the work.
+
+    ``aclose`` releases what the executor opened (threads, connections); whoever created
+    the executor calls it (the ``Orchestrator`` for the ones it makes). An executor may
+    open its resources again on the next ``execute``.
     """
 
     def execute(self, call: ToolCall) -> Awaitable[Any]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class LocalExecutor:
@@ -86,8 +92,16 @@ class LocalExecutor:
         ctx = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._pool, ctx.run, fn)
 
+    async def aclose(self) -> None:
+        """Release the threads: idle ones exit now, calls still running finish on their own.
+
+        Not waited for: a sync tool past its timeout may never return, and closing must not
+        hang on it. The next sync call opens a new pool.
+        """
+        self.close()
+
     def close(self) -> None:
-        """Release idle threads; calls still running in threads finish on their own."""
+        """``aclose`` for code without an event loop."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -10,6 +10,9 @@ async with orchestrator.start(graph) as run:    # a handle, to edit or cancel a 
 orchestrator = Orchestrator(tools=[...], journal=Journal("runs.sqlite3"))
 async with orchestrator.resume(run_id) as run:  # after a crash: finished tasks are kept
     result = await run.wait()
+
+async with Orchestrator(tools=[...]) as orchestrator:  # closes its thread pool on exit
+    await orchestrator.run(graph)
 ```
 """
 
@@ -19,6 +22,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,6 +54,14 @@ _KEPT = (TaskStatus.SUCCEEDED, TaskStatus.SKIPPED)
 
 class Orchestrator:
     """Holds tools and policy; each ``run`` executes one graph with them.
+
+    Lifetime: the orchestrator opens a thread pool for synchronous tools (on first use) and,
+    with ``broker=``, a device connection; it closes them on leaving ``async with
+    Orchestrator(...) as orchestrator:``, or on ``await orchestrator.aclose()``.
+    ``run_sync`` closes them before it returns. Without either, runs still work; the
+    pool's idle threads then live until the process ends. A closed orchestrator may run
+    again (it reopens what it needs). Executors passed in ``executors=`` belong to the
+    caller, who closes them.
 
     Args:
         tools: ``@tool`` functions (or plain functions) or a ``ToolRegistry``.
@@ -127,7 +139,38 @@ class Orchestrator:
 
             self._devices = DeviceExecutor(broker=broker)
             self._executors["device"] = self._devices
+        self._stack: AsyncExitStack | None = None
         self.journal = journal if journal is None or isinstance(journal, Journal) else Journal(journal)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Orchestrator:
+        if self._stack is not None:
+            raise RuntimeError("an Orchestrator is reusable but not reentrant: it is already entered")
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self.aclose)
+            if self._devices is not None:
+                # One connection for every run inside the block (runs share an entered executor).
+                await stack.enter_async_context(self._devices)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close what this orchestrator opened: the sync-tool threads (idle ones exit now;
+        one still running a tool finishes on its own). Runs still running are not stopped."""
+        await self._local.aclose()
+
+    # -- runs ----------------------------------------------------------------------------
 
     def start(
         self,
@@ -255,12 +298,20 @@ class Orchestrator:
         inputs: Mapping[str, Any] | None = None,
         run_id: str | None = None,
     ) -> RunResult:
-        """``run`` for scripts without an event loop."""
+        """``run`` for scripts without an event loop; closes what it opened before returning."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(source, inputs=inputs, run_id=run_id))
+            return asyncio.run(self._run_and_close(source, inputs=inputs, run_id=run_id))
         raise RuntimeError("run_sync() cannot be called from a running event loop; use await run()")
+
+    async def _run_and_close(
+        self, source: GraphSource, *, inputs: Mapping[str, Any] | None, run_id: str | None
+    ) -> RunResult:
+        try:
+            return await self.run(source, inputs=inputs, run_id=run_id)
+        finally:
+            await self.aclose()
 
     def _scheduler(
         self,
@@ -320,6 +371,8 @@ class Run:
         self._scheduler = orchestrator._scheduler(self, graph, inputs, recorder, resume)
         self._task: asyncio.Task[RunResult] | None = None
         self._entered = False
+        #: What the run entered (the device executor), left in ``__aexit__``.
+        self._stack = AsyncExitStack()
         self._inflight: list[Task] = []
         self._inflight_policy: InflightPolicy = "fail"
 
@@ -339,15 +392,15 @@ class Run:
         if self._entered:
             raise RuntimeError("a Run can be entered only once; call Orchestrator.start() again")
         self._entered = True
-        devices = self._orchestrator._devices
-        if devices is not None:
-            await devices.__aenter__()  # connects on the first concurrent run, shared after
-        try:
-            return await self._begin()
-        except BaseException:
+        async with AsyncExitStack() as stack:
+            devices = self._orchestrator._devices
             if devices is not None:
-                await devices.__aexit__(None, None, None)
-            raise
+                # Connects on the first concurrent run, shared after (and inside the
+                # orchestrator's own ``async with``, already connected).
+                await stack.enter_async_context(devices)
+            await self._begin()
+            self._stack = stack.pop_all()
+        return self
 
     async def _begin(self) -> Run:
         recorder = self._recorder
@@ -412,9 +465,7 @@ class Run:
                     if current is not None and current.cancelling():
                         raise
         finally:
-            devices = self._orchestrator._devices
-            if devices is not None and self._entered:
-                await devices.__aexit__(None, None, None)
+            await self._stack.aclose()
 
     def _require_started(self) -> asyncio.Task[RunResult]:
         if self._task is None:

@@ -311,8 +311,17 @@ class DeviceExecutor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         async with self._lock:
+            if self._users == 0:
+                return  # closed already by ``aclose``
             self._users -= 1
             if self._users == 0:
+                await self._close()
+
+    async def aclose(self) -> None:
+        """Disconnect now, whoever entered it: calls still waiting fail as lost."""
+        async with self._lock:
+            if self._users > 0:
+                self._users = 0
                 await self._close()
 
     async def _open(self) -> None:
