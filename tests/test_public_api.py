@@ -12,6 +12,9 @@ EXPECTED = {
         "ToolDefinitionError", "ToolError", "ToolNotFoundError", "ToolRegistry", "ToolResultError",
         "load_tools", "tool",
     },
+    "tools.mcp": {
+        "McpError", "McpServer", "McpServerGone", "McpServers", "McpTool", "McpUnavailableError", "mcp_tools",
+    },
     "orchestrator": {
         "Approver", "DeviceError", "DeviceTarget", "Event", "Executor", "ExpressionError",
         "FailurePolicy", "GraphEdit", "GraphEditError", "GraphEdited", "GraphSource",
