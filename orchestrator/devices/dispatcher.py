@@ -44,6 +44,7 @@ from tools import Tool
 from tools.errors import ToolArgumentError
 
 from ..executors import ToolCall
+from ..telemetry.devices import trace_fields, traced_dispatch
 from .assignment import Assigner, Placement
 from .catalog import FleetTool, RemoteTool, fleet_tools
 from .errors import DeviceUnavailable, MessageRejected, RemoteTaskError
@@ -506,7 +507,7 @@ class DeviceExecutor:
         try:
             while True:
                 device = await self._assigner.acquire(job.placement)
-                outcome = await self._attempt(job, device)
+                outcome = await traced_dispatch(self._attempt(job, device), call, device.device_id)
                 if isinstance(outcome, Result):
                     return tool.validate_result(outcome.output)
                 if isinstance(outcome, TaskFailure) and outcome.code in ("tool", "deadline"):
@@ -630,6 +631,7 @@ class DeviceExecutor:
                 args=call.args,
                 timeout=max(job.deadline - loop.time(), 0.001),
                 ack_timeout=self._ack_timeout,
+                **trace_fields(),
             )
             try:
                 job.payload = encode(request, max_payload=self._max_payload)
