@@ -39,6 +39,7 @@ from ..errors import TaskTimeout
 from ..executors import LocalExecutor, ToolCall
 from ..graph import Task
 from ..result import is_retryable
+from ..telemetry.devices import traced_device_call
 from .errors import BrokerConnectionError
 from .link import Link
 from .protocol import (
@@ -524,7 +525,7 @@ class DeviceAgent:
         """Run one job, remember its outcome, and send it (after a reconnect, if need be)."""
         key = job.request.key
         try:
-            outcome = await self._execute(job)
+            outcome = await traced_device_call(self._execute(job), job.request, self.device_id)
         finally:  # cancelled only when shutting down: orchestrators fail the task over
             if job.accept_timer is not None:
                 job.accept_timer.cancel()
