@@ -127,7 +127,7 @@ def serve(
         load_workflows(workflows, registry, reserved=[ASK_TOOL] if allow_ask else []) if workflows else []
     )
     ask_runner = _ask_runner(tools, allowed, allow_env, yes, model, base_url, timeout) if allow_ask else None
-    approval = UnattendedApproval(ApprovalPolicy(yes=yes, allow_tools=allowed))
+    approval = UnattendedApproval(ApprovalPolicy(yes=yes, allow_tools=allowed, suggest_allow=True))
     orchestrator = _orchestrator(registry, approval, journal=None if no_journal else journal_for(journal))
     names = ", ".join([s.name for s in served] + ([ASK_TOOL] if allow_ask else [])) or "none"
     err.print(f"serving tools: {names}", highlight=False, markup=False, soft_wrap=True)

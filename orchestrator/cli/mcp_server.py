@@ -38,7 +38,7 @@ from .approval import Approval, ApprovalPolicy
 if TYPE_CHECKING:
     from tools import ToolRegistry
 
-    from ..run import Orchestrator
+    from ..run import Orchestrator, Run
 
 __all__ = [
     "ASK_TOOL",
@@ -218,16 +218,38 @@ def _failure(result: RunResult, where: Callable[[str], str]) -> str:
     return f"{where('')}run {result.status.value}: {result.error or 'unknown reason'}"
 
 
-async def _follow(handle: Any, progress: Progress) -> RunResult:
-    """Wait for a started run, reporting each finished step."""
-    finished = 0
-    async for event in handle.events():
-        if isinstance(event, TaskEnded):
-            finished += 1
-            total = len(handle.graph.tasks)
-            await progress(finished, max(total, finished), f"step {event.task_id} {event.status.value}")
-    result: RunResult = await handle.wait()
-    return result
+async def _follow(handle: Run, progress: Progress) -> RunResult:
+    """Run to the end, reporting each finished step."""
+    async with handle:
+        finished = 0
+        async for event in handle.events():
+            if isinstance(event, TaskEnded):
+                finished += 1
+                total = len(handle.graph.tasks)
+                await progress(finished, max(total, finished), f"step {event.task_id} {event.status.value}")
+        return await handle.wait()
+
+
+async def _to_the_end(handle: Run, progress: Progress) -> RunResult:
+    """The run's result; when the call is cancelled, the run is cancelled and has ended
+    before the cancellation goes on.
+
+    The SDK cancels a call with an anyio cancel scope, which cancels every await inside it
+    again: the run's own teardown (cancelling its steps, committing the journal) would be
+    cut short. So the run is an asyncio task of its own, cancelled on purpose and awaited
+    in a shielded scope until it has ended and its end is journaled.
+    """
+    import anyio
+
+    # The task copies this context: the call's approval goes with it.
+    task = asyncio.create_task(_follow(handle, progress), name=f"stepweave-mcp-{handle.run_id}")
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([task])
+        raise
 
 
 async def run_workflow(
@@ -248,12 +270,9 @@ async def run_workflow(
     handle = orchestrator.start(workflow.to_graph(), inputs=inputs, metadata=metadata)
     run = f"run {handle.run_id}"
     try:
-        async with handle:
-            result = await _follow(handle, progress)
+        result = await _to_the_end(handle, progress)
     except asyncio.CancelledError:
-        # The client cancelled the call (or went away): leaving the block cancelled the run,
-        # and the journal has recorded it by now.
-        _say(f"{served.name}: {run} cancelled by the client")
+        _say(f"{served.name}: {run} cancelled by the client")  # and journaled so by now
         raise
     _say(f"{served.name}: {run} {result.status.value} in {result.duration:.2f}s")
 
