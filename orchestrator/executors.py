@@ -81,10 +81,15 @@ class LocalExecutor:
             coroutine: Awaitable[Any] = func(context, **kwargs) if tool.takes_context else func(**kwargs)
             return coroutine
         if tool.takes_context:
-            return self._run_sync(lambda: func(context, **kwargs))
-        return self._run_sync(lambda: func(**kwargs))
+            return self.run_sync(lambda: func(context, **kwargs))
+        return self.run_sync(lambda: func(**kwargs))
 
-    async def _run_sync(self, fn: Callable[[], Any]) -> Any:
+    async def run_sync(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on this executor's tool threads (a ``tools.threads.SyncRunner``).
+
+        A run makes it the runner of ``tools.threads.run_sync``, so blocking work a tool
+        starts itself shares these threads with the sync tools.
+        """
         if self._pool is None:
             # Our own pool: the loop's default one has only cpu+4 workers, which would
             # serialise a fan-out of blocking tools on a 2-core machine.

@@ -19,6 +19,7 @@ async with Orchestrator(tools=[...]) as orchestrator:  # closes its thread pool 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tools import Prompter, Tool, ToolRegistry
+from tools.threads import use_runner
 
 from .errors import GraphEditError, GraphValidationError, ResumeError
 from .events import Event, RunEnded
@@ -406,7 +408,9 @@ class Run:
         recorder = self._recorder
         if recorder is None:
             self._task = asyncio.create_task(
-                self._scheduler.run(self._stream), name=f"stepweave-run-{self.run_id}"
+                self._scheduler.run(self._stream),
+                name=f"stepweave-run-{self.run_id}",
+                context=self._context(),
             )
             return self
         if self._inflight:
@@ -416,8 +420,17 @@ class Run:
         await recorder.start()
         scheduler = self._scheduler
         recorder.bind(asyncio.get_running_loop(), scheduler.release, scheduler.barrier_failed)
-        self._task = asyncio.create_task(self._journaled(recorder), name=f"stepweave-run-{self.run_id}")
+        self._task = asyncio.create_task(
+            self._journaled(recorder), name=f"stepweave-run-{self.run_id}", context=self._context()
+        )
         return self
+
+    def _context(self) -> contextvars.Context:
+        # The run's task and every step it starts inherit it: blocking work a tool starts
+        # itself (``tools.threads.run_sync``) shares the orchestrator's tool threads.
+        context = contextvars.copy_context()
+        context.run(use_runner, self._orchestrator._local.run_sync)
+        return context
 
     async def _journaled(self, recorder: RunRecorder) -> RunResult:
         try:

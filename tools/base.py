@@ -13,11 +13,10 @@ retries, ...), which a task may override.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Generic, overload
@@ -30,11 +29,11 @@ from typing_extensions import ParamSpec, TypeVar
 from .context import ToolContext
 from .docstrings import parse_docstring
 from .errors import ToolArgumentError, ToolDefinitionError, ToolResultError
+from .threads import SyncRunner
+from .threads import run_sync as run_on_tool_threads
 
 __all__ = ["ReadOnly", "SyncRunner", "Tool", "tool"]
 
-#: Runs a blocking callable off the event loop; the orchestrator passes its own thread pool.
-SyncRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 #: Whether a call has no side effects: a constant, or a predicate over the call's arguments
 #: (``http`` is read-only for GET and HEAD only; ``sql`` unless ``write`` is set).
@@ -48,10 +47,6 @@ R = TypeVar("R", default=Any)
 #: The same, for the decorator (which binds them per call).
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-async def _to_thread(call: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(call)
 
 
 def format_validation_error(error: ValidationError) -> str:
@@ -303,12 +298,12 @@ class Tool(Generic[P, R]):
         args: Mapping[str, Any],
         context: ToolContext | None = None,
         *,
-        run_sync: SyncRunner = _to_thread,
+        run_sync: SyncRunner = run_on_tool_threads,
     ) -> Any:
         """Validate ``args``, call the tool, validate and return its result.
 
-        Sync functions run through ``run_sync`` (a worker thread by default) so a blocking
-        tool never stalls the event loop.
+        Sync functions run through ``run_sync`` (by default the run's tool threads, see
+        ``tools.threads``) so a blocking tool never stalls the event loop.
         """
         kwargs = self.validate_arguments(args)
         if self.takes_context:

@@ -34,6 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_exponential_jitter
 
 from orchestrator import PlannerError
+from orchestrator.telemetry.genai import traced_model_call
 
 from .formats import FormatMode, ServerMemory, is_format_rejection, response_format, weaker
 from .usage import CallKind, CallUsage
@@ -268,7 +269,10 @@ class ChatCall:
         return self._parts[0] if self._parts else ""
 
     def __aiter__(self) -> AsyncGenerator[str, None]:
-        return self._run()
+        caller = self._caller
+        return traced_model_call(
+            self._run(), self, model=caller.model, server=caller.server, purpose=self.request.kind
+        )
 
     def _silent(self, waited: float, first: bool) -> PlannerError:
         caller = self._caller

@@ -90,3 +90,33 @@ async def test_an_orchestrator_is_not_reentrant() -> None:
                 pass
     async with orchestrator:  # but reusable
         pass
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
+
+
+async def test_blocking_work_a_tool_starts_runs_on_the_same_threads(baseline: set[threading.Thread]) -> None:
+    from tools.builtin import python, register_callable, unregister_callable
+
+    inner = tool(name="inner")(_thread_name)
+
+    @tool
+    async def outer() -> str:
+        return str(await inner.invoke({}))  # a sync tool called from a tool (a loop body)
+
+    register_callable(_thread_name, name="tests.lifetimes:thread_name")
+    try:
+        async with Orchestrator(tools=[outer, python]) as orchestrator:
+            result = await orchestrator.run(
+                [
+                    Task(id="o", tool="outer"),
+                    Task(id="p", tool="python", args={"target": "tests.lifetimes:thread_name"}),
+                ]
+            )
+    finally:
+        unregister_callable("tests.lifetimes:thread_name")
+    assert result.ok, result
+    assert result.tasks["o"].output.startswith("stepweave-tool")
+    assert result.tasks["p"].output.value.startswith("stepweave-tool")
+    assert _ended(_tool_threads() - baseline) == set()

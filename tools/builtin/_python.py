@@ -6,7 +6,6 @@ allowlist filled by ``register_callable``.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import functools
 import importlib
@@ -22,6 +21,7 @@ from pydantic_core import PydanticSerializationError
 from ..base import tool
 from ..context import ToolContext
 from ..errors import ToolError
+from ..threads import run_sync
 
 __all__ = [
     "PythonResult",
@@ -198,7 +198,7 @@ async def python(ctx: ToolContext, target: str, kwargs: dict[str, JsonValue] | N
     if inspect.iscoroutinefunction(func):
         value = await func(**arguments)
     else:
-        value = await asyncio.to_thread(functools.partial(func, **arguments))
+        value = await run_sync(functools.partial(func, **arguments))  # the run's tool threads
         if inspect.isawaitable(value):
             value = await value
     duration = time.monotonic() - started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..base import tool
 from ..context import ToolContext
 from ..errors import ToolError
+from ..threads import run_sync
 from ._sql_policy import Authorizer, database_path
 
 __all__ = ["DEFAULT_MAX_RESULT_BYTES", "SqlResult", "SqlValue", "sql"]
@@ -260,8 +262,10 @@ async def sql(
     cancelled = threading.Event()
     bound: Any = params if params is not None else ()
     work = asyncio.ensure_future(
-        asyncio.to_thread(
-            _run, cancelled, path, query, bound, write, create, max_rows, max_bytes, busy_timeout
+        run_sync(  # the run's tool threads
+            functools.partial(
+                _run, cancelled, path, query, bound, write, create, max_rows, max_bytes, busy_timeout
+            )
         )
     )
     try:
