@@ -80,4 +80,4 @@ def test_without_a_provider_the_sink_is_returned_unchanged() -> None:
     def sink(event: object) -> None:
         pass
 
-    assert observe(sink, "run-1") is sink  # type: ignore[arg-type]
+    assert observe(sink, "run-1") is sink
