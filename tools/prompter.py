@@ -124,9 +124,13 @@ class Prompter:
         answer = await self._converse(question, fd)
         if answer:
             return Decision(True, "terminal")
-        said = "no answer (end of input)" if answer is None else "refused at the terminal"
+        said = (
+            "got no answer at the terminal (end of input)"
+            if answer is None
+            else "was refused at the terminal"
+        )
         what = f"step {step!r} ({tool})" if tool else f"step {step!r}"
-        return Decision(False, "terminal", f"{what}: {said}")
+        return Decision(False, "terminal", f"{what} {said}")
 
     async def ask(self, question: str | Text, *, step: str) -> bool | None:
         """A person's yes/no answer to ``question`` (asked for ``step``); ``None`` when

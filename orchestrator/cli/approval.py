@@ -1,6 +1,10 @@
 """Approving steps: who may (``--yes``, ``--allow TOOL``, a person at the terminal), what
 needs no one (in ``ask``: a call that only reads), and a prompt that shows what will run.
 
+The asking itself is the run's ``tools.Prompter`` (one per command, also handed to the
+tools as ``ctx.prompter``: the ``approve`` tool, a runbook's operator questions), so
+``--yes`` reaches every gate the same way and one question is on the terminal at a time.
+
 ``run``, ``tsg run`` and ``ask`` share this. A workflow's or runbook's gates were written
 by its author, so every gated step is asked about. A model's plan is untrusted input, so
 ``ask`` gates every call that may change something (``planners.llm`` marks them) and this
@@ -16,20 +20,16 @@ control sequence reaches the terminal (each becomes a visible ``\\x1b``-style es
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.prompt import Confirm
 from rich.text import Text
 
-from tools import ToolRegistry
-from tools.builtin import ASSUME_YES_ENV, DEFAULT_ENV_PASSTHROUGH
+from tools import Prompter, ToolRegistry
+from tools.builtin import DEFAULT_ENV_PASSTHROUGH
 
 from ..console import ProgressView
 from ..graph import Task
@@ -84,12 +84,17 @@ class ApprovalPolicy:
 
     def unattended(self, task: Task) -> str:
         """Why the step is refused when there is no terminal to ask, and how to allow it."""
-        if self.suggest_allow:
-            return (
-                f"step {task.id!r} ({task.tool}) needs approval and there is no terminal to ask: "
-                f"pass --allow {task.tool} to approve {task.tool} steps, or --yes to approve every step"
-            )
-        return f"step {task.id!r} needs approval and there is no terminal to ask: pass --yes to approve it"
+        return self.prompter().unattended(task.id, task.tool)
+
+    def prompter(self, console: Console | None = None, view: ProgressView | None = None) -> Prompter:
+        """The prompter that asks for this policy: ``--yes`` and ``--allow`` travel in it."""
+        return Prompter(
+            yes=self.yes,
+            allow_tools=self.allow_tools,
+            console=console,
+            view=view,
+            suggest_allow=self.suggest_allow,
+        )
 
 
 def _passed_env(tool: str, args: Mapping[str, Any]) -> list[str]:
@@ -129,22 +134,21 @@ def approval_question(task: Task, args: Mapping[str, Any]) -> Text:
 
 @dataclass
 class Approval:
-    """The ``approver`` of a command's runs: applies the policy, asks at a terminal.
+    """The ``approver`` of a command's runs: applies the policy, asks through ``prompter``.
 
-    One question at a time (parallel steps would garble the terminal); ``refused`` keeps
-    the reason for every step that was not approved, for the command's exit status.
+    Give the same ``prompter`` to the ``Orchestrator`` (``prompter=approval.prompter``) so
+    the tools' questions share its options and its one-at-a-time terminal. ``refused``
+    keeps the reason for every step that was not approved, for the command's exit status.
     """
 
     policy: ApprovalPolicy
     console: Console
     view: ProgressView | None = None
     refused: list[str] = field(default_factory=list)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    prompter: Prompter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.policy.yes:
-            # The built-in `approve` tool reads this: --yes approves every gate of this run.
-            os.environ[ASSUME_YES_ENV] = "1"
+        self.prompter = self.policy.prompter(self.console, self.view)
 
     async def __call__(self, task: Task, args: Mapping[str, Any]) -> bool:
         policy = self.policy
@@ -153,20 +157,13 @@ class Approval:
             return self._refuse(task, refusal)
         if policy.approves(task, args):
             return True
-        if not sys.stdin.isatty():
-            return self._refuse(task, policy.unattended(task))
-        async with self._lock:
-            if self.view is not None:
-                self.view.pause()
-            try:
-                question = approval_question(task, args)
-                approved = await asyncio.to_thread(Confirm.ask, question, console=self.console, default=False)
-            finally:
-                if self.view is not None:
-                    self.view.resume()
-        if not approved:
-            self.refused.append(f"step {task.id!r} ({task.tool}) was refused at the terminal")
-        return approved
+        decision = await self.prompter.approve(approval_question(task, args), step=task.id, tool=task.tool)
+        if decision.approved:
+            return True
+        if decision.by == "nobody":
+            return self._refuse(task, decision.reason)
+        self.refused.append(decision.reason)  # the person at the terminal saw it already
+        return False
 
     def _refuse(self, task: Task, reason: str) -> bool:
         self.refused.append(reason)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -103,7 +102,7 @@ def _can_run(name: str, everything: bool, allow: frozenset[str]) -> bool:
     """Whether a built-in could do anything here (a tool that cannot only misleads the model).
 
     ``python`` calls registered functions only, so without any it is not offered; ``approve``
-    asks a person, so it needs a terminal (or ``--yes``/``STEPWEAVE_ASSUME_YES`` approving).
+    asks a person, so it needs a terminal (or ``--yes`` approving).
     Naming one with ``--allow`` offers it regardless.
     """
     if name in allow:
@@ -113,9 +112,7 @@ def _can_run(name: str, everything: bool, allow: frozenset[str]) -> bool:
 
         return bool(registered_callables())
     if name == "approve":
-        from tools.builtin import ASSUME_YES_ENV
-
-        return everything or bool(os.environ.get(ASSUME_YES_ENV)) or sys.stdin.isatty()
+        return everything or sys.stdin.isatty()
     return True
 
 
@@ -350,6 +347,7 @@ def ask(
                 failure_policy="replan",
                 replanner=planner.replanner,
                 approver=approver,
+                prompter=approver.prompter,
                 executors={"device": devices} if devices is not None else None,
             )
             return await planner.ask(request, orchestrator, on_event=on_event, time_limit=timeout or None)

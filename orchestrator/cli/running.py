@@ -137,11 +137,13 @@ def run(
             device_labels=device_label,
             namespace=namespace,
         ) as devices:
+            approver = make_approver(yes, view)
             orchestrator = Orchestrator(
                 tools=registry,
                 max_concurrency=max_concurrency,
                 failure_policy="continue" if keep_going else "fail_fast",
-                approver=make_approver(yes, view),
+                approver=approver,
+                prompter=approver.prompter,
                 executors={"device": devices} if devices is not None else None,
                 env=env or (),
                 journal=None if no_journal else journal_for(journal),

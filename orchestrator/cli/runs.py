@@ -10,17 +10,17 @@ import asyncio
 import json
 import re
 import shlex
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.prompt import Confirm
 from rich.table import Table
+from rich.text import Text
 
 from planners import WorkflowFileError, load_workflow
+from tools import Prompter
 
 from ..console import ProgressView, summary_table
 from ..errors import StepweaveError
@@ -29,7 +29,7 @@ from ..graph import Task, TaskGraph
 from ..journal import Journal, RunHistory, RunRecord
 from ..result import RunResult
 from ..run import InflightPolicy, Orchestrator
-from ..terminal_text import escape_control, escape_for_terminal, safe_text
+from ..terminal_text import escape_control, safe_text
 from .common import ToolsOption, err, fail, make_approver, out, registry_for, watch
 from .devices import BrokerOption, device_executor
 
@@ -138,7 +138,8 @@ def resume(
     modules = _resume_tools(run_id, meta, tools)
     registry = registry_for(modules)
     view = None if json_lines else ProgressView(out)
-    policy = _inflight_policy(retry_inflight)
+    approver = make_approver(yes, view)
+    policy = _inflight_policy(retry_inflight, approver.prompter)
 
     async def execute() -> tuple[RunResult, list[Event], TaskGraph]:
         # The broker URL is not journaled (it may carry credentials): --broker or
@@ -149,7 +150,8 @@ def resume(
                 journal=store,
                 max_concurrency=meta.get("max_concurrency"),
                 failure_policy="continue" if meta.get("keep_going") else "fail_fast",
-                approver=make_approver(yes, view),
+                approver=approver,
+                prompter=approver.prompter,
                 executors={"device": devices} if devices is not None else None,
                 env=meta.get("env") or (),
             )
@@ -209,12 +211,20 @@ def _resume_tools(run_id: str, meta: Mapping[str, Any], tools: list[str] | None)
     return []
 
 
-def _inflight_policy(choice: str) -> InflightPolicy:
+def _inflight_policy(choice: str, prompter: Prompter) -> InflightPolicy:
     if choice != "ask":
         return "retry" if choice == "retry" else "fail"
 
     async def ask(task: Task) -> bool:
-        if not sys.stdin.isatty():
+        # A question about the world (did it do its work?), not an approval: --yes does not answer it.
+        question = Text.assemble(
+            "Step ",
+            (escape_control(task.id, multiline=False), "bold"),
+            f" ({escape_control(task.tool, multiline=False)}) was running when the run stopped and is not "
+            "idempotent: it may have done its work already. Run it again?",
+        )
+        answer = await prompter.ask(question, step=task.id)
+        if answer is None:
             err.print(
                 escape_control(
                     f"step {task.id!r} ({task.tool}) was running when the run stopped and is not "
@@ -224,12 +234,7 @@ def _inflight_policy(choice: str) -> InflightPolicy:
                 markup=False,
             )
             return False
-        question = (
-            f"Step [bold]{escape_for_terminal(task.id)}[/] ({escape_for_terminal(task.tool)}) "
-            "was running when the run stopped and is not "
-            "idempotent: it may have done its work already. Run it again?"
-        )
-        return await asyncio.to_thread(Confirm.ask, question, console=err, default=False)
+        return answer
 
     return ask
 

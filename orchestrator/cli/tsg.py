@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
-from rich.prompt import Confirm
 from rich.table import Table
 
 from planners import WorkflowFileError
@@ -27,7 +25,6 @@ from planners.tsg import (
     ConditionJudge,
     GuideError,
     LLMJudge,
-    OperatorAsk,
     assist_guide,
     compile_guide,
     lint_guide,
@@ -40,11 +37,11 @@ from ..console import ProgressView, summary_table
 from ..devices import parse_labels
 from ..errors import DeviceError, JournalError, PlannerError
 from ..events import Event
-from ..graph import LabelsTarget, Target, Task, TaskGraph, TaskStatus
+from ..graph import LabelsTarget, Target, TaskGraph, TaskStatus
 from ..report import write_html
 from ..result import RunResult, RunStatus
 from ..run import Orchestrator
-from ..terminal_text import escape_control, escape_for_terminal, safe_text
+from ..terminal_text import escape_control, safe_text
 from .common import (
     SetOption,
     ToolsOption,
@@ -320,27 +317,10 @@ def _dry_run(compiled: CompiledGuide, values: Mapping[str, Any]) -> None:
         _say("missing for a real run: " + " ".join(f"--set {name}=…" for name in missing))
 
 
-def _operator(view: ProgressView | None, lock: asyncio.Lock) -> OperatorAsk:
-    async def ask(question: str) -> bool | None:
-        if not sys.stdin.isatty():
-            return None
-        async with lock:
-            if view is not None:
-                view.pause()
-            try:
-                # The question quotes the guide (and an LLM): never markup or controls.
-                shown = escape_for_terminal(question)
-                return await asyncio.to_thread(Confirm.ask, shown, console=err, default=False)
-            finally:
-                if view is not None:
-                    view.resume()
-
-    return ask
-
-
-def _registry(tools: list[str] | None, judge: ConditionJudge, ask: OperatorAsk) -> ToolRegistry:
+def _registry(tools: list[str] | None, judge: ConditionJudge) -> ToolRegistry:
+    """The tools plus the guide's own; they ask the operator through the run's prompter."""
     registry = registry_for(tools)
-    for item in tsg_tools(judge, registry, ask):
+    for item in tsg_tools(judge, registry):
         registry.register(item, replace=True)
     return registry
 
@@ -442,10 +422,10 @@ def run(
     if config is not None:
         llm_judge = LLMJudge(model=config.model, base_url=config.base_url, api_key=config.api_key)
     view = None if json_lines else ProgressView(out)
-    lock = asyncio.Lock()
-    ask = _operator(view, lock)
-    judge = ConditionJudge(llm=llm_judge, ask=ask)
-    registry = _registry(tools, judge, ask)
+    # One prompter for the run: the commands' approvals and the operator's questions
+    # (conditions, manual steps) share its options and its one-at-a-time terminal.
+    approver = make_approver(yes, view)
+    registry = _registry(tools, ConditionJudge(llm=llm_judge))
     fleet = None
     if broker and not local_agents:  # the live devices' announced tools are the contract
         fleet = learn_fleet(broker, devices=device, device_labels=device_label, namespace=namespace)
@@ -477,12 +457,6 @@ def run(
             check_fleet(str(guide), graph.tasks.values(), registry, fleet, workflow.line_of)
     elif on:
         fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
-    approve = make_approver(yes, view)
-
-    async def approver(task: Task, args: Mapping[str, Any]) -> bool:
-        async with lock:  # one question on the terminal at a time
-            return await approve(task, args)
-
     # Journaled like `stepweave run`; `stepweave resume RUN_ID --tools planners.tsg.workflow_tools`
     # continues it (tool modules are named again: resume never imports a path read from a journal).
     metadata = run_metadata(
@@ -510,6 +484,7 @@ def run(
                 tools=registry,
                 failure_policy="continue" if keep_going else "fail_fast",
                 approver=approver,
+                prompter=approver.prompter,
                 executors={"device": devices} if devices is not None else None,
                 journal=None if no_journal else journal_for(journal),
             )

@@ -149,12 +149,14 @@ class Worker:
         try:
             history = await asyncio.to_thread(journal.load, run_id)
             meta = history.record.meta
+            approver = make_approver(self.yes, None)
             orchestrator = Orchestrator(
                 tools=self.tools,
                 journal=journal,
                 max_concurrency=meta.get("max_concurrency"),
                 failure_policy="continue" if meta.get("keep_going") else "fail_fast",
-                approver=make_approver(self.yes, None),
+                approver=approver,
+                prompter=approver.prompter,
                 executors=self.executors,
                 env=meta.get("env") or (),
             )

@@ -146,8 +146,14 @@ class ConditionJudge:
         self.ask = ask
 
     async def decide(
-        self, condition: str, evidence: Any = None, test: Mapping[str, Any] | None = None, guide_line: int = 0
+        self,
+        condition: str,
+        evidence: Any = None,
+        test: Mapping[str, Any] | None = None,
+        guide_line: int = 0,
+        ask: OperatorAsk | None = None,
     ) -> Judgement:
+        """Decide ``condition``; ``ask`` (the run's prompter) is the operator when the judge has none."""
         if isinstance(evidence, BaseModel):  # a tool's typed result, e.g. SqlResult
             evidence = evidence.model_dump(mode="json")
         if test:
@@ -158,9 +164,10 @@ class ConditionJudge:
         if self.llm is not None:
             holds, reason = await self.llm(condition, text, f"guide line {guide_line}")
             return Judgement(holds=holds, by="llm", reason=reason, condition=condition)
-        if self.ask is not None:
+        operator = self.ask if self.ask is not None else ask
+        if operator is not None:
             shown = f"\n{text.strip()[-1500:]}\n" if text.strip() else " "
-            answer = await self.ask(f"[guide line {guide_line}]{shown}Does this hold: {condition}?")
+            answer = await operator(f"[guide line {guide_line}]{shown}Does this hold: {condition}?")
             if answer is not None:
                 return Judgement(
                     holds=answer, by="operator", reason="answered at the terminal", condition=condition

@@ -1,7 +1,9 @@
 """The tools a compiled guide calls besides shell/sql/queries: ``tsg_judge``, ``tsg_manual``, ``tsg_repeat``.
 
 They are built per run (``tsg_tools``) around a ``ConditionJudge`` because how conditions
-are decided (LLM, terminal, ``--yes``) is a property of the run, not of the guide.
+are decided (LLM, terminal, ``--yes``) is a property of the run, not of the guide. The
+operator is asked through the run's prompter (``ctx.prompter``): the same service, and the
+same one-at-a-time terminal, as the approvals of the run's commands.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from tools import Tool, ToolContext, ToolError, ToolRegistry
 from .judge import ConditionJudge, Judgement, OperatorAsk
 
 __all__ = ["ManualResult", "RepeatResult", "tsg_tools"]
+
+
+def _operator(ctx: ToolContext) -> OperatorAsk:
+    """The run's prompter as an operator: asks about this step; ``None`` when nobody can answer."""
+
+    async def ask(question: str) -> bool | None:
+        return await ctx.prompter.ask(question, step=ctx.task_id)
+
+    return ask
 
 
 class ManualResult(BaseModel):
@@ -36,10 +47,15 @@ class RepeatResult(BaseModel):
 
 
 def tsg_tools(judge: ConditionJudge, registry: ToolRegistry, manual: OperatorAsk | None = None) -> list[Tool]:
-    """The three tools, bound to ``judge`` (conditions), ``registry`` (loop bodies), ``manual``."""
+    """The three tools, bound to ``judge`` (conditions), ``registry`` (loop bodies), ``manual``
+    (asks whether a step was done by hand; default: the run's prompter)."""
 
     async def tsg_judge(
-        condition: str, guide_line: int = 0, evidence: Any = None, test: dict[str, Any] | None = None
+        ctx: ToolContext,
+        condition: str,
+        guide_line: int = 0,
+        evidence: Any = None,
+        test: dict[str, Any] | None = None,
     ) -> Judgement:
         """Decide one of the guide's conditions (test, LLM judge, operator, in that order).
 
@@ -49,10 +65,14 @@ def tsg_tools(judge: ConditionJudge, registry: ToolRegistry, manual: OperatorAsk
             evidence: Output of the step the condition is about.
             test: A measurable reading: {kind: threshold|contains, op, value}.
         """
-        return await judge.decide(condition, evidence, test, guide_line)
+        return await judge.decide(condition, evidence, test, guide_line, _operator(ctx))
 
     async def tsg_manual(
-        instruction: str, guide_line: int = 0, command: str | None = None, evidence: Any = None
+        ctx: ToolContext,
+        instruction: str,
+        guide_line: int = 0,
+        command: str | None = None,
+        evidence: Any = None,
     ) -> ManualResult:
         """A step a person does (prose-only, or a command that needs a terminal); asks if done.
 
@@ -62,11 +82,11 @@ def tsg_tools(judge: ConditionJudge, registry: ToolRegistry, manual: OperatorAsk
             command: A command to run by hand, if any.
             evidence: Output of an earlier step the instruction refers to.
         """
-        if manual is not None:
-            shown = f"\n  $ {command}" if command else ""
-            answer = await manual(f"[guide line {guide_line}] {instruction}{shown}\nDone?")
-            if answer is not None:
-                return ManualResult(performed=answer, by="operator", instruction=instruction)
+        operator = manual if manual is not None else _operator(ctx)
+        shown = f"\n  $ {command}" if command else ""
+        answer = await operator(f"[guide line {guide_line}] {instruction}{shown}\nDone?")
+        if answer is not None:
+            return ManualResult(performed=answer, by="operator", instruction=instruction)
         return ManualResult(performed=False, by="nobody", instruction=instruction)
 
     async def tsg_repeat(
@@ -101,7 +121,7 @@ def tsg_tools(judge: ConditionJudge, registry: ToolRegistry, manual: OperatorAsk
                 result = await tool.invoke(call.get("args", {}), ctx)
                 output = result.model_dump() if isinstance(result, BaseModel) else result
             outputs.append(output)
-            verdict = await judge.decide(until, output, test, guide_line)
+            verdict = await judge.decide(until, output, test, guide_line, _operator(ctx))
             if verdict.holds != repeat_while:
                 return RepeatResult(iterations=iteration, satisfied=True, judgement=verdict, outputs=outputs)
             if iteration < max_iterations:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..base import Tool
 from ..registry import ToolRegistry
-from ._approve import ASSUME_YES_ENV, Approval, approve
+from ._approve import Approval, approve
 from ._files import FILE_ROOT_ENV, FileContent, FileWritten, file_root, read_file, resolve_in_root, write_file
 from ._http import HttpResponse, http
 from ._http_guard import HTTP_ALLOW_ENV
@@ -24,7 +24,6 @@ from ._sql import SqlResult, sql
 from ._wait import WaitResult, wait
 
 __all__ = [
-    "ASSUME_YES_ENV",
     "BUILTIN_TOOLS",
     "DEFAULT_ENV_PASSTHROUGH",
     "FILE_ROOT_ENV",

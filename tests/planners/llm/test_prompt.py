@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from pydantic import BaseModel
 
 from orchestrator.cli.planner import ask_registry
 from planners.llm.messages import plan_messages
 from planners.llm.tooldocs import signature, summary
 from tools import ToolRegistry, tool
-from tools.builtin import ASSUME_YES_ENV, BUILTIN_TOOLS
+from tools.builtin import BUILTIN_TOOLS
 
 
 class Page(BaseModel):
@@ -44,8 +43,7 @@ def test_every_built_in_fits_too() -> None:
     assert sum(len(m["content"]) for m in messages) <= 4000
 
 
-def test_tools_that_cannot_run_here_are_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ASSUME_YES_ENV, raising=False)
+def test_tools_that_cannot_run_here_are_not_offered() -> None:
     # No registered callables and no terminal (tests run without one): neither is offered.
     names = set(ask_registry(None, frozenset(), everything=True).names)
     assert "python" not in names and "shell" in names

@@ -1,4 +1,4 @@
-"""The ``approve`` gate: environment approval, non-interactive refusal, and a real terminal (pty)."""
+"""The ``approve`` gate: ``--yes`` through the context's prompter, refusal without a terminal, and a real terminal (pty)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tools import ToolError
-from tools.builtin import ASSUME_YES_ENV, Approval, approve
+from tools import Prompter, ToolContext, ToolError
+from tools.builtin import Approval, approve
 
 # Runs the gate in a child whose stdin/stdout/stderr are a pseudo-terminal.
 CHILD = """
@@ -31,7 +31,7 @@ except ToolError as exc:
 
 def run_on_terminal(answers: list[bytes], deadline_s: float = 20.0) -> str:
     """Run ``CHILD`` on a pty; type each answer after each prompt; return everything shown."""
-    env = {k: v for k, v in os.environ.items() if k != ASSUME_YES_ENV}
+    env = dict(os.environ)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD],
@@ -69,25 +69,37 @@ def run_on_terminal(answers: list[bytes], deadline_s: float = 20.0) -> str:
     return shown.decode(errors="replace").replace("\r\n", "\n")
 
 
-async def test_env_var_approves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ASSUME_YES_ENV, "1")
+async def test_yes_in_the_context_approves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    result = await approve.invoke({"message": "Ship it?"})
-    assert result == Approval(approved=True, by="env", message="Ship it?")
+    ctx = ToolContext(task_id="gate", prompter=Prompter(yes=True))
+    result = await approve.invoke({"message": "Ship it?"}, ctx)
+    assert result == Approval(approved=True, by="yes", message="Ship it?")
 
 
-@pytest.mark.parametrize("value", [None, "0", "", "no"])
-async def test_non_interactive_fails_clearly(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
-    if value is None:
-        monkeypatch.delenv(ASSUME_YES_ENV, raising=False)
-    else:
-        monkeypatch.setenv(ASSUME_YES_ENV, value)
+async def test_allow_approve_approves_only_this_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    allowed = ToolContext(task_id="gate", prompter=Prompter(allow_tools={"approve"}))
+    assert (await approve.invoke({"message": "Ship it?"}, allowed)).by == "allow"
+    other = ToolContext(task_id="gate", prompter=Prompter(allow_tools={"shell"}))
+    with pytest.raises(ToolError, match="no terminal to ask"):
+        await approve.invoke({"message": "Ship it?"}, other)
+
+
+async def test_the_environment_approves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The variable --yes used to travel in is not read any more: --yes is the prompter's.
+    monkeypatch.setenv("STEPWEAVE_ASSUME_YES", "1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    with pytest.raises(ToolError, match="no terminal to ask"):
+        await approve.invoke({"message": "Ship it?"})
+
+
+async def test_non_interactive_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     # Input is available but not from a terminal: nobody is there to ask, so no guessing.
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
     with pytest.raises(
-        ToolError, match="not an interactive terminal; run interactively or pass --yes"
+        ToolError, match="step 'deploy' needs approval and there is no terminal to ask: pass --yes"
     ) as info:
-        await approve.invoke({"message": "Ship it?"})
+        await approve.invoke({"message": "Ship it?"}, ToolContext(task_id="deploy"))
     assert info.value.retryable is False
     assert "'Ship it?'" in str(info.value)
 
