@@ -27,6 +27,7 @@ from typing import Annotated
 
 import typer
 
+from ..telemetry.sdk import configure_from_env
 from .lazy import LazyCommand, LazyGroup
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -112,4 +113,5 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
+    configure_from_env()  # OpenTelemetry from OTEL_* variables; imports nothing when unset
     app()

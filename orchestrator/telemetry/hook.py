@@ -8,7 +8,6 @@ an application that has not imported it cannot have installed a provider.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ if TYPE_CHECKING:
     from .spans import RunTelemetry
 
 __all__ = ["active_run", "enabled", "observe"]
-
-_log = logging.getLogger("stepweave.telemetry")
 
 #: The API's stand-ins, installed until an SDK (or another implementation) sets a provider.
 _STAND_INS = frozenset(
@@ -64,6 +61,10 @@ def observe(emit: Callable[[Event], None], run_id: str) -> Callable[[Event], Non
         try:
             on_event(event)
         except Exception:  # telemetry must never fail a run
-            _log.exception("telemetry failed on %s of run %s", event.kind, run_id)
+            import logging  # not at the top: the CLI's start-up does without it
+
+            logging.getLogger("stepweave.telemetry").exception(
+                "telemetry failed on %s of run %s", event.kind, run_id
+            )
 
     return emit_observed
