@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from tools.mcp import McpError
+
 from ..console import ProgressView, event_json, summary_table
 from ..devices import load_tools, parse_labels
 from ..errors import DeviceError, PlannerError, WorkflowError
@@ -43,6 +45,7 @@ from .devices import (
     fleet_offer,
     learn_fleet,
 )
+from .mcp_client import McpOption, parse_mcp_options, registered_tools
 
 if TYPE_CHECKING:
     from planners.llm import AskResult, ResponseFormatChoice
@@ -204,6 +207,7 @@ def ask(
             "--on", help="With devices: run tasks on devices with this label, key=value (repeatable)."
         ),
     ] = None,
+    mcp: McpOption = None,
 ) -> None:
     """Plan a request with an LLM, run the plan while it streams, and print the answer.
 
@@ -219,6 +223,9 @@ def ask(
     task runs on a device (``--on key=value`` picks devices by label). A device tool is
     read-only only if its devices announce it so. With ``--local-agents`` the agents offer
     the ``--tools`` modules.
+
+    ``--mcp NAME=COMMAND`` (or ``NAME=URL``) starts an MCP server for the ask and offers its
+    tools as NAME.TOOL; one is read-only only if the server annotates it so.
     """
     # Imported here: the openai client costs a third of a second every other command skips.
     from planners.llm import LLMConfigError, LLMPlanner, PlannerCallEnded, ServerMemory, check_configuration
@@ -230,6 +237,9 @@ def ask(
     if response_format not in _FORMATS:
         fail(f"--response-format {response_format!r}: use one of {', '.join(_FORMATS)}", code=2)
     remote = bool(broker or local_agents)
+    mcp_servers = parse_mcp_options(mcp)
+    if mcp_servers and remote:
+        fail("--mcp servers run here: they do not combine with --broker or --local-agents", code=2)
     target: Target = "local"
     placement: FleetPlacement | None = None
     allowed = parse_allowed(allow)
@@ -263,7 +273,8 @@ def ask(
         fail("--on picks devices: pass --broker URL or --local-agents N too", code=2)
     else:
         registry = ask_registry(tools, allowed, everything=yes)
-    unknown = sorted(name for name in allowed if name not in registry)
+    mcp_names = {server.name for server in mcp_servers}  # their tools are known once they run
+    unknown = sorted(name for name in allowed if name not in registry and name.split(".")[0] not in mcp_names)
     if unknown:
         known = ", ".join(sorted(t.name for t in registry))
         fail(f"--allow {unknown[0]}: no such tool here (the model is offered: {known})", code=2)
@@ -292,14 +303,15 @@ def ask(
 
         async def show_plan() -> None:
             tasks: list[Task] = []
-            async for task in planner.plan_stream(request, registry, emit=rejected.append):
-                tasks.append(task)
-                if json_lines:
-                    planned = {"id": task.id, "tool": task.tool, "args": task.args}
-                    record = {"event": "planned", "task": {**planned, "deps": sorted(task.dependencies)}}
-                    print(json.dumps(record, default=str), flush=True)
-                else:
-                    out.print(_describe(task), highlight=False, markup=False)
+            async with registered_tools(mcp_servers, registry):
+                async for task in planner.plan_stream(request, registry, emit=rejected.append):
+                    tasks.append(task)
+                    if json_lines:
+                        planned = {"id": task.id, "tool": task.tool, "args": task.args}
+                        record = {"event": "planned", "task": {**planned, "deps": sorted(task.dependencies)}}
+                        print(json.dumps(record, default=str), flush=True)
+                    else:
+                        out.print(_describe(task), highlight=False, markup=False)
             if not json_lines:
                 mermaid = to_mermaid(TaskGraph(tasks, name=request[:80]))
                 out.print(safe_text(mermaid), highlight=False)
@@ -309,6 +321,8 @@ def ask(
         except PlannerError as exc:
             _hint_not_offered(rejected, registry)
             fail(f"the model gave no usable plan: {exc}")
+        except McpError as exc:
+            fail(str(exc))
         return
 
     view = None if json_lines else ProgressView(out)
@@ -328,15 +342,18 @@ def ask(
         view.update(event)
 
     async def execute() -> AskResult:
-        async with device_executor(
-            broker,
-            local_agents,
-            tools or [],
-            local_label,
-            devices=device,
-            device_labels=device_label,
-            namespace=namespace,
-        ) as devices:
+        async with (
+            registered_tools(mcp_servers, registry),
+            device_executor(
+                broker,
+                local_agents,
+                tools or [],
+                local_label,
+                devices=device,
+                device_labels=device_label,
+                namespace=namespace,
+            ) as devices,
+        ):
             if placement is not None and devices is not None:
                 await devices.settle()  # this connection's view of the fleet, before it is used
                 placement.fleet = devices.fleet  # from now on, the live fleet
@@ -362,7 +379,7 @@ def ask(
             problem = f"ask timed out after {timeout:g}s (--timeout); the run was cancelled"
         else:
             problem = f"planning failed: {exc}"
-    except DeviceError as exc:
+    except (DeviceError, McpError) as exc:
         problem = str(exc)
     except KeyboardInterrupt:
         fail("interrupted", code=130)

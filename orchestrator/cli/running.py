@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from planners import Workflow, WorkflowFileError
+from tools.mcp import McpError
 
 from ..console import ProgressView, json_default, summary_table
 from ..errors import DeviceError, JournalError
@@ -49,6 +50,7 @@ from .devices import (
     learn_fleet,
     with_fleet,
 )
+from .mcp_client import workflow_tools
 from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 from .workflows import print_warnings
 
@@ -128,18 +130,21 @@ def run(
             err.print(f"continue it with: stepweave resume {journaled[0]}", highlight=False, markup=False)
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
-        async with device_executor(
-            broker,
-            local_agents,
-            tools or [],
-            local_label,
-            devices=device,
-            device_labels=device_label,
-            namespace=namespace,
-        ) as devices:
+        async with (
+            workflow_tools(workflow, registry) as run_tools,
+            device_executor(
+                broker,
+                local_agents,
+                tools or [],
+                local_label,
+                devices=device,
+                device_labels=device_label,
+                namespace=namespace,
+            ) as devices,
+        ):
             approver = make_approver(yes, view)
             orchestrator = Orchestrator(
-                tools=registry,
+                tools=run_tools,
                 max_concurrency=max_concurrency,
                 failure_policy="continue" if keep_going else "fail_fast",
                 approver=approver,
@@ -170,6 +175,11 @@ def run(
         fail("interrupted", code=130)
     except DeviceError as exc:  # the broker or the local agents could not be reached or started
         fail(f"{flow}: {exc}")
+    except McpError as exc:  # an MCP server of the workflow could not be started (it names it)
+        fail(f"{flow}: {exc}")
+    except WorkflowFileError as exc:  # a step's arguments do not fit its MCP tool's schema
+        print_problems(exc)
+        fail(f"{flow}: invalid workflow ({len(exc.problems)} problem(s))")
     except JournalError as exc:  # the journal file is unusable (it names the file)
         fail(str(exc))
     outputs: dict[str, Any] = {}

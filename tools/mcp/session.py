@@ -15,7 +15,9 @@ sends ``notifications/cancelled`` to the server before it returns.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import os
+import tempfile
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -42,6 +44,7 @@ class McpSession:
         self._client: Client | None = None
         self._stop: anyio.Event | None = None
         self._lock = anyio.Lock()
+        self._errlog: IO[str] | None = None
         #: How many times the server was started (a restart after a death adds one).
         self.starts = 0
 
@@ -49,17 +52,35 @@ class McpSession:
         from mcp import Client
 
         started = False
+        # The server's stderr goes to a file, not to our terminal (it would tear through
+        # the live progress view): its last line explains a server that failed or died.
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
+            self._errlog = errlog
+            try:
+                async with Client(_transport(self.server, errlog), client_info=_CLIENT_INFO()) as client:
+                    started = True
+                    task_status.started(client)
+                    await stop.wait()
+            except Exception:
+                if not started:
+                    raise
+                # The server already died (its calls said so); leaving the Client block only
+                # reaps what is left of it, and must not take the owner's task group down.
+                log.debug("MCP server %s: closing after it ended", self.server.name, exc_info=True)
+
+    def _said(self) -> str:
+        """`` (it said: LAST LINE OF ITS STDERR)``, or nothing."""
+        errlog = self._errlog
+        if errlog is None or errlog.closed:
+            return ""
         try:
-            async with Client(_transport(self.server), client_info=_CLIENT_INFO()) as client:
-                started = True
-                task_status.started(client)
-                await stop.wait()
-        except Exception:
-            if not started:
-                raise
-            # The server already died (its calls said so); leaving the Client block only
-            # reaps what is left of it, and must not take the owner's task group down.
-            log.debug("MCP server %s: closing after it ended", self.server.name, exc_info=True)
+            errlog.seek(0, os.SEEK_END)
+            size = errlog.tell()
+            errlog.seek(max(0, size - 4096))
+            lines = [line.strip() for line in errlog.read().splitlines() if line.strip()]
+        except (OSError, ValueError):
+            return ""
+        return f" (it said: {lines[-1][:300]})" if lines else ""
 
     async def _live(self) -> Client:
         async with self._lock:
@@ -70,7 +91,7 @@ class McpSession:
                 client: Client = await self._group.start(self._serve, stop)
             except Exception as exc:
                 raise McpServerGone(
-                    f"MCP server {self.server.describe()} could not be started: {_reason(exc)}"
+                    f"MCP server {self.server.describe()} could not be started: {_reason(exc)}{self._said()}"
                 ) from exc
             self._client, self._stop = client, stop
             self.starts += 1
@@ -113,7 +134,9 @@ class McpSession:
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
                 self._drop(client)
-                raise McpServerGone(f"{where}: the server ended during the call ({exc.message})") from None
+                raise McpServerGone(
+                    f"{where}: the server ended during the call ({exc.message}){self._said()}"
+                ) from None
             raise McpError(f"{where}: {exc.message}") from None
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream) as exc:
             self._drop(client)
@@ -129,13 +152,14 @@ class McpSession:
             self._stop.set()
 
 
-def _transport(server: McpServer) -> Any:
-    from mcp import StdioServerParameters
+def _transport(server: McpServer, errlog: IO[str]) -> Any:
+    from mcp import StdioServerParameters, stdio_client
 
     if server.url is not None:
         return server.url
     command, *args = server.command
-    return StdioServerParameters(command=command, args=args, env=dict(server.env) or None)
+    params = StdioServerParameters(command=command, args=args, env=dict(server.env) or None)
+    return stdio_client(params, cast(TextIO, errlog))
 
 
 def _CLIENT_INFO() -> Any:
