@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .errors import (
         DeviceError,
+        ErrorKind,
         ExpressionError,
         GraphEditError,
         GraphValidationError,
@@ -51,6 +52,7 @@ __all__ = [
     "Approver",
     "DeviceError",
     "DeviceTarget",
+    "ErrorKind",
     "Event",
     "Executor",
     "ExpressionError",
@@ -106,6 +108,7 @@ _LAZY = {
     "Approver": ".scheduler",
     "DeviceError": ".errors",
     "DeviceTarget": ".graph",
+    "ErrorKind": ".errors",
     "Event": ".events",
     "Executor": ".executors",
     "ExpressionError": ".errors",

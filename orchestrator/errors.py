@@ -35,6 +35,10 @@ The subclasses defined elsewhere (``orchestrator.devices.errors``, ``planners.*`
 listed here so the whole tree is in one place. Errors of other libraries are converted
 at the boundary (``raise PlannerError(…) from exc``).
 
+A task that failed without an exception naming it (cancelled, not approved, a failed
+dependency, ...) carries an ``ErrorKind`` as its ``TaskError.type``; the kinds are one
+``StrEnum`` equal to their strings, so journals and JSON written before read the same.
+
 Every error survives a process boundary (workers, devices, ``multiprocessing``): one whose
 ``__init__`` takes other arguments than the message defines ``__reduce__`` to be rebuilt
 from them, as pydantic-ai's do (tests/test_exceptions.py round-trips each exported one).
@@ -43,10 +47,12 @@ from them, as pydantic-ai's do (tests/test_exceptions.py round-trips each export
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "DeviceError",
+    "ErrorKind",
     "ExpressionError",
     "GraphEditError",
     "GraphValidationError",
@@ -63,6 +69,35 @@ __all__ = [
     "TaskTimeout",
     "WorkflowError",
 ]
+
+
+class ErrorKind(StrEnum):
+    """The ``TaskError.type`` of a failure no exception class names (others carry the class name).
+
+    Each member equals its string (``ErrorKind.CANCELLED == "Cancelled"``): journals, JSON
+    output and code that compares plain strings keep working.
+    """
+
+    #: Running when the run stopped, not idempotent: not repeated on resume (``--retry-inflight``).
+    INTERRUPTED = "Interrupted"
+    #: Cancelled before or while it ran (the run was cancelled, or its device was told to stop).
+    CANCELLED = "Cancelled"
+    #: Not run: a dependency did not succeed.
+    UPSTREAM_FAILED = "UpstreamFailed"
+    #: A ``for_each`` step whose list could not be made.
+    FOR_EACH_ERROR = "ForEachError"
+    #: A ``for_each`` step one of whose items failed.
+    ITEM_FAILED = "ItemFailed"
+    #: A ``needs_approval`` step the approver refused.
+    APPROVAL_DENIED = "ApprovalDenied"
+    #: A device ran the tool but its result cannot be sent (too large, not JSON).
+    RESULT_NOT_SENDABLE = "ResultNotSendable"
+    #: A device refused the task: it holds as many as it takes.
+    DEVICE_BUSY = "DeviceBusy"
+    #: A device refused the task: it is shutting down.
+    DEVICE_STOPPING = "DeviceStopping"
+    #: A failure that came without any exception.
+    UNKNOWN = "Error"
 
 
 def rebuild(cls: type[BaseException], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> BaseException:

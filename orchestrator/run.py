@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tools import Prompter, Tool, ToolRegistry
 from tools.threads import use_runner
 
-from .errors import GraphEditError, GraphValidationError, ResumeError
+from .errors import ErrorKind, GraphEditError, GraphValidationError, ResumeError
 from .events import Event, RunEnded
 from .executors import Executor, LocalExecutor
 from .graph import GraphEdit, Task, TaskGraph, TaskStatus
@@ -452,7 +452,7 @@ class Run:
                 retried.append(task.id)
                 continue
             point.interrupted[task.id] = TaskError(
-                "Interrupted",
+                ErrorKind.INTERRUPTED,
                 f"task {task.id!r} (tool {task.tool!r}) was running when run {self.run_id} stopped, and it "
                 "is not marked idempotent: whether its effect happened is unknown, so it was not repeated. "
                 "Check it, then resume with --retry-inflight retry (or mark the step idempotent: true)",

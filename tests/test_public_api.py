@@ -16,7 +16,7 @@ EXPECTED = {
         "McpError", "McpServer", "McpServerGone", "McpServers", "McpTool", "McpUnavailableError", "mcp_tools",
     },
     "orchestrator": {
-        "Approver", "DeviceError", "DeviceTarget", "Event", "Executor", "ExpressionError",
+        "Approver", "DeviceError", "DeviceTarget", "ErrorKind", "Event", "Executor", "ExpressionError",
         "FailurePolicy", "GraphEdit", "GraphEditError", "GraphEdited", "GraphSource",
         "GraphValidationError", "InflightPolicy", "Journal", "JournalCorrupt", "JournalError",
         "JournalVersionError", "LabelsTarget", "LocalExecutor", "Orchestrator", "PlannerError",

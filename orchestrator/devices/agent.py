@@ -35,7 +35,7 @@ import aiomqtt
 
 from tools import Tool, ToolContext, ToolRegistry
 
-from ..errors import TaskTimeout
+from ..errors import ErrorKind, TaskTimeout
 from ..executors import LocalExecutor, ToolCall
 from ..graph import Task
 from ..result import is_retryable
@@ -465,9 +465,13 @@ class DeviceAgent:
                 False,
             )
         if len(self._jobs) >= 4 * self.max_concurrency:
-            return "DeviceBusy", f"device {self.device_id!r} holds {len(self._jobs)} tasks; it is full", True
+            return (
+                ErrorKind.DEVICE_BUSY,
+                f"device {self.device_id!r} holds {len(self._jobs)} tasks; it is full",
+                True,
+            )
         if self._stopping:
-            return "DeviceStopping", f"device {self.device_id!r} is shutting down", True
+            return ErrorKind.DEVICE_STOPPING, f"device {self.device_id!r} is shutting down", True
         return None
 
     def _accept(self, job: _Job) -> None:
@@ -513,7 +517,7 @@ class DeviceAgent:
             return TaskFailure(
                 **correlation,
                 code="cancelled",
-                error_type="Cancelled",
+                error_type=ErrorKind.CANCELLED,
                 message=f"cancelled on device {self.device_id!r}: {job.cancel_reason}",
                 retryable=False,
             )
@@ -591,7 +595,7 @@ class DeviceAgent:
                 TaskFailure(
                     **correlation,
                     code="tool",
-                    error_type="ResultNotSendable",
+                    error_type=ErrorKind.RESULT_NOT_SENDABLE,
                     message=f"device {self.device_id!r} cannot send the result: {exc}",
                     retryable=False,
                 )

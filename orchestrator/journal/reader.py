@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import JournalCorrupt, RunNotFound
+from ..errors import ErrorKind, JournalCorrupt, RunNotFound
 from ..events import (
     Event,
     GraphEdited,
@@ -255,7 +255,7 @@ class _Replay:
         # Its call completed (with an output or an error of its own): the effect is known.
         # A cancelled call is not: it stays unsettled, as does one an earlier resume
         # failed as Interrupted.
-        interrupted = result.error is not None and result.error.type == "Interrupted"
+        interrupted = result.error is not None and result.error.type == ErrorKind.INTERRUPTED
         if result.status is not TaskStatus.CANCELLED and not interrupted:
             self.unsettled.discard(task_id)
         if blob is not None:
