@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tools.mcp import McpError
+
 from ..devices import (
     DeviceAgent,
     DeviceExecutor,
@@ -47,6 +49,7 @@ from .device_options import (
     LocalLabelOption,
     NamespaceOption,
 )
+from .mcp_client import McpOption, parse_mcp_options, registered_tools
 
 if TYPE_CHECKING:
     from tools import Tool, ToolRegistry
@@ -84,8 +87,9 @@ def _log_to_stderr(level: str) -> None:
 def agent(
     device_id: Annotated[str, typer.Option("--id", help="This device's id (letters, digits, - _ .).")],
     tools: Annotated[
-        list[str], typer.Option("--tools", help="Module (name or .py path) whose @tool functions to offer.")
-    ],
+        list[str] | None,
+        typer.Option("--tools", help="Module (name or .py path) whose @tool functions to offer."),
+    ] = None,
     broker: BrokerOption = None,
     label: Annotated[
         list[str] | None, typer.Option("--label", help="Label for target matching: key=value (repeatable).")
@@ -100,12 +104,20 @@ def agent(
             "(anyone on that broker could run them).",
         ),
     ] = False,
+    mcp: McpOption = None,
 ) -> None:
-    """Serve tools to orchestrators as a device agent until interrupted."""
+    """Serve tools to orchestrators as a device agent until interrupted.
+
+    ``--mcp NAME=COMMAND`` (or ``NAME=URL``) also offers an MCP server's tools, as NAME.TOOL;
+    the server runs as long as the agent does (and is restarted if it dies).
+    """
     if not broker:
         fail(f"no broker: pass --broker URL or set {BROKER_ENV}", code=2)
+    mcp_servers = parse_mcp_options(mcp)
+    if not tools and not mcp_servers:
+        fail("nothing to offer: pass --tools MODULE or --mcp NAME=COMMAND", code=2)
     try:
-        registry = load_tools(tools)
+        registry = load_tools(tools or [])
         labels = parse_labels(label or [])
         namespace = resolve_namespace(namespace)
     except ValueError as exc:
@@ -121,9 +133,9 @@ def agent(
             markup=False,
         )
 
-    try:
-        asyncio.run(
-            run_agent(
+    async def serve() -> None:
+        async with registered_tools(mcp_servers, registry):
+            await run_agent(
                 device_id,
                 tools=registry,
                 broker=broker,
@@ -133,8 +145,10 @@ def agent(
                 allow_insecure=insecure_broker,
                 on_ready=ready,
             )
-        )
-    except (ValueError, DeviceError) as exc:
+
+    try:
+        asyncio.run(serve())
+    except (ValueError, DeviceError, McpError) as exc:
         fail(redact_url(f"agent {device_id}: {exc}"))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
