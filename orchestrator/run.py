@@ -37,7 +37,7 @@ from .graph import GraphEdit, Task, TaskGraph, TaskStatus
 from .journal import Journal
 from .journal.writer import RunRecorder
 from .result import RunResult, TaskError
-from .scheduler import Approver, FailurePolicy, Replanner, ResumePoint, Scheduler
+from .scheduler import Approver, FailurePolicy, Replanner, ResumePoint, RunPolicy, Scheduler
 from .telemetry.hook import observe
 
 if TYPE_CHECKING:
@@ -107,28 +107,20 @@ class Orchestrator:
         journal: Journal | str | os.PathLike[str] | None = None,
         broker: str | BrokerSettings | None = None,
     ) -> None:
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if failure_policy not in ("fail_fast", "continue", "replan"):
-            raise ValueError(
-                f"failure_policy must be 'fail_fast', 'continue' or 'replan', got {failure_policy!r}"
-            )
-        if failure_policy == "replan" and replanner is None:
-            raise ValueError("failure_policy='replan' needs a replanner=")
-        for name, limit in (tool_limits or {}).items():
-            if limit < 1:
-                raise ValueError(f"tool_limits[{name!r}] must be >= 1, got {limit}")
         self.tools = ToolRegistry.coerce(tools)
-        self.max_concurrency = max_concurrency
-        self.tool_limits = dict(tool_limits or {})
-        self.failure_policy: FailurePolicy = failure_policy
-        self.default_timeout = default_timeout
-        self.default_retries = default_retries
-        self.default_backoff = default_backoff
-        self.approver = approver
-        self.prompter = prompter
-        self.replanner = replanner
-        self.env_names = tuple(env)
+        #: Every run's policy, checked here once (``ValueError`` names the bad argument).
+        self.policy = RunPolicy(
+            max_concurrency=max_concurrency,
+            tool_limits=tool_limits or {},
+            failure_policy=failure_policy,
+            default_timeout=default_timeout,
+            default_retries=default_retries,
+            default_backoff=default_backoff,
+            approver=approver,
+            prompter=prompter,
+            replanner=replanner,
+            env_names=tuple(env),
+        )
         self._local = LocalExecutor(max_threads=max_threads)
         self._executors: dict[str, Executor] = {"local": self._local, **(executors or {})}
         #: The device executor made from ``broker=``: runs enter it while they run.
@@ -323,26 +315,16 @@ class Orchestrator:
         recorder: RunRecorder | None,
         resume: ResumePoint | None = None,
     ) -> Scheduler:
-        env = {name: os.environ[name] for name in self.env_names if name in os.environ}
         return Scheduler(
             graph,
             tools=self.tools,
             run_id=run.run_id,
             emit=observe(run._emit if recorder is None else run._emit_journaled, run.run_id),
+            executors=self._executors,
+            policy=self.policy,
+            inputs=inputs,
             barrier=recorder,
             resume=resume,
-            executors=self._executors,
-            inputs=inputs,
-            env=env if self.env_names else None,
-            max_concurrency=self.max_concurrency,
-            tool_limits=self.tool_limits,
-            failure_policy=self.failure_policy,
-            default_timeout=self.default_timeout,
-            default_retries=self.default_retries,
-            default_backoff=self.default_backoff,
-            approver=self.approver,
-            prompter=self.prompter,
-            replanner=self.replanner,
         )
 
 

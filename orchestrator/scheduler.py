@@ -18,24 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
-from tools import Prompter, Tool, ToolContext, ToolError, ToolRegistry
+from tools import Tool, ToolContext, ToolError, ToolRegistry
 from tools.prompter import default_prompter
 
-from .errors import GraphEditError, GraphValidationError, TaskTimeout
+from .errors import GraphEditError, GraphValidationError
 from .events import (
     Event,
     GraphEdited,
@@ -46,18 +38,34 @@ from .events import (
     TaskEnded,
     TaskProgress,
     TaskReady,
-    TaskRetrying,
     TaskStarted,
 )
 from .executors import Executor, ToolCall
-from .expressions import Expression, plain_data
-from .fdlimit import FD_HEAVY_TOOLS, fd_concurrency_bound
+from .expressions import plain_data
 from .graph import _TERMINAL, GraphEdit, Task, TaskGraph, TaskStatus
-from .result import RunResult, RunStatus, TaskError, TaskResult, is_retryable
+from .result import RunResult, RunStatus, TaskError, is_retryable
 
-__all__ = ["Approver", "Barrier", "FailurePolicy", "ReplanRequest", "Replanner", "ResumePoint", "Scheduler"]
+# The policy types and the rarely-run gates live in orchestrator/scheduling/; their public
+# names stay importable from here, where they were first published.
+from .scheduling.approval import ApprovalRefused
+from .scheduling.durability import Barrier
+from .scheduling.gates import Gates
+from .scheduling.limits import LimitTable
+from .scheduling.node import Node
+from .scheduling.policy import Approver, FailurePolicy, Replanner, ReplanRequest, RunPolicy
+from .scheduling.resume import ResumePoint
+from .scheduling.timeouts import timed
 
-FailurePolicy = Literal["fail_fast", "continue", "replan"]
+__all__ = [
+    "Approver",
+    "Barrier",
+    "FailurePolicy",
+    "ReplanRequest",
+    "Replanner",
+    "ResumePoint",
+    "RunPolicy",
+    "Scheduler",
+]
 
 _log = logging.getLogger("stepweave.scheduler")
 
@@ -71,135 +79,8 @@ _SUCCEEDED = TaskStatus.SUCCEEDED
 _FAILED = TaskStatus.FAILED
 _SKIPPED = TaskStatus.SKIPPED
 _CANCELLED = TaskStatus.CANCELLED
-
-
-@dataclass(frozen=True, slots=True)
-class ReplanRequest:
-    """What a replanner sees when a task failed beyond its retries."""
-
-    run_id: str
-    graph: TaskGraph
-    results: Mapping[str, TaskResult]
-    failed_task: str
-    error: TaskError
-
-
-#: Given a failure, return a ``GraphEdit`` to recover, or ``None`` to give up.
-Replanner = Callable[[ReplanRequest], Awaitable[GraphEdit | None]]
-#: Decides whether a task marked ``needs_approval`` may run.
-Approver = Callable[[Task, Mapping[str, Any]], Awaitable[bool]]
-
-
-class Barrier(Protocol):
-    """Durability gate (the journal): ``hold`` a succeeded task until its end is committed.
-
-    The barrier hands held tasks back through the callback given to it by the run, which
-    is ``Scheduler.release``; only then are the task's dependents dispatched. ``durable()``
-    resolves once everything recorded so far is committed: a non-idempotent task's start
-    is made durable before its tool runs, so a resume always knows it may have happened.
-    """
-
-    def hold(self, item: Any) -> None: ...
-
-    def durable(self) -> Awaitable[None]: ...
-
-
-@dataclass(slots=True)
-class ResumePoint:
-    """Where a resumed run picks up, as read from the journal (and the in-flight policy)."""
-
-    #: Outcomes that stand (succeeded or skipped tasks, for_each items included).
-    restored: Mapping[str, TaskResult] = field(default_factory=dict)
-    #: Attempts already made by tasks that will run again (numbering continues after them).
-    attempts: Mapping[str, int] = field(default_factory=dict)
-    #: In-flight tasks failed by the in-flight policy instead of being repeated.
-    interrupted: dict[str, TaskError] = field(default_factory=dict)
-    #: In-flight tasks dispatched again with the same idempotency key.
-    retried: tuple[str, ...] = ()
-
-
-class _Node:
-    """Run-time state of one task. ``result.status`` is the only status there is."""
-
-    __slots__ = (
-        "blocked_by",
-        "children",
-        "children_left",
-        "condition",
-        "dependents",
-        "dynamic_args",
-        "executor",
-        "gated",
-        "handle",
-        "item",
-        "items",
-        "kwargs",
-        "limits",
-        "n_failed",
-        "n_ok",
-        "n_skipped",
-        "needs_approval",
-        "offset",
-        "parent",
-        "propagated",
-        "recovered",
-        "remaining",
-        "result",
-        "retries",
-        "task",
-        "timeout",
-        "tool",
-        "write_ahead",
-    )
-
-    # Effective policy, resolved once by Scheduler._prepare.
-    tool: Tool
-    retries: int
-    timeout: float | None
-    needs_approval: bool
-    executor: Executor
-    limits: _Limits | None
-    #: Constant arguments validated once, before the run, for the first attempt.
-    kwargs: dict[str, Any] | None
-    #: Needs the slow attempt path: approval, retries, or attempts made before a resume.
-    gated: bool
-    #: Journaled and not idempotent: each attempt's start is committed before the tool runs.
-    write_ahead: bool
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.result = TaskResult(task.id, task.tool)
-        self.dependents: list[_Node] = []
-        self.remaining = 0
-        self.n_ok = 0
-        self.n_skipped = 0
-        self.n_failed = 0
-        self.blocked_by: str | None = None
-        self.handle: asyncio.Task[None] | None = None
-        self.propagated = False
-        self.recovered = False
-        self.items: Expression | None = None
-        self.parent: _Node | None = None
-        self.item: Any = None
-        self.children: list[_Node] = []
-        self.children_left = 0
-        #: Attempts made before the run was resumed; this run's attempts count on from it.
-        self.offset = 0
-
-    def _compile(self) -> None:
-        # Cached here, on a plain slotted object: reading pydantic private attributes on
-        # every dispatch costs more than the rest of a no-op task's bookkeeping.
-        task = self.task
-        self.condition = task.condition
-        self.items = task.items_expression
-        self.dynamic_args = tuple((k, v) for k, v in task.compiled_args.items() if not v.is_constant)
-
-
-class _Failure(Exception):
-    """Internal: carries a final ``TaskError`` out of the concurrency-limited section."""
-
-    def __init__(self, error: TaskError) -> None:
-        self.error = error
+#: Shared by schedulers built without one: frozen, so sharing is safe.
+_DEFAULT_POLICY = RunPolicy()
 
 
 class Scheduler:
@@ -213,18 +94,8 @@ class Scheduler:
         run_id: str,
         emit: Callable[[Event], None],
         executors: Mapping[str, Executor],
+        policy: RunPolicy = _DEFAULT_POLICY,
         inputs: Mapping[str, Any] | None = None,
-        env: Mapping[str, str] | None = None,
-        max_concurrency: int | None = None,
-        tool_limits: Mapping[str, int] | None = None,
-        failure_policy: FailurePolicy = "fail_fast",
-        default_timeout: float | None = None,
-        default_retries: int = 0,
-        default_backoff: float = 0.2,
-        max_backoff: float = 30.0,
-        approver: Approver | None = None,
-        prompter: Prompter | None = None,
-        replanner: Replanner | None = None,
         barrier: Barrier | None = None,
         resume: ResumePoint | None = None,
     ) -> None:
@@ -233,30 +104,28 @@ class Scheduler:
         self._tools = tools
         self._emit = emit
         self._executors = executors
-        self._policy = failure_policy
-        self._default_timeout = default_timeout
-        self._default_retries = default_retries
-        self._default_backoff = default_backoff
-        self._max_backoff = max_backoff
-        self._approver = approver
-        self._prompter = prompter if prompter is not None else default_prompter()
-        self._replanner = replanner
-        self._global_limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self._tool_limits = {name: asyncio.Semaphore(n) for name, n in (tool_limits or {}).items()}
-        # Tools that hold descriptors share a default bound derived from RLIMIT_NOFILE
-        # unless the user limited them; see orchestrator/fdlimit.py.
-        bound = fd_concurrency_bound()
-        self._fd_limit = asyncio.Semaphore(bound) if bound is not None else None
-        if self._fd_limit is not None:
-            for name in FD_HEAVY_TOOLS:
-                self._tool_limits.setdefault(name, self._fd_limit)
+        self._policy = policy
+        self._failure_policy = policy.failure_policy
+        self._replanner = policy.replanner
+        self._prompter = policy.prompter if policy.prompter is not None else default_prompter()
+        self._limits = LimitTable(policy.max_concurrency, policy.tool_limits)
+        self._gates = Gates(
+            run_id=run_id,
+            policy=policy,
+            emit=emit,
+            barrier=barrier,
+            attempt=self._attempt,
+            render_args=self._render_args,
+        )
         self._steps: dict[str, dict[str, Any]] = {}
         # Expressions see plain JSON-like data only, never the objects tools returned
         # (a pydantic model in scope would hand an expression its classmethods).
         self._scope: dict[str, Any] = {"steps": self._steps, "inputs": plain_data(dict(inputs or {}))}
-        if env is not None:
-            self._scope["env"] = dict(env)
-        self._nodes: dict[str, _Node] = {}
+        if policy.env_names:
+            # Read when the run is set up, so a run sees one environment throughout.
+            environ = os.environ
+            self._scope["env"] = {name: environ[name] for name in policy.env_names if name in environ}
+        self._nodes: dict[str, Node] = {}
         self._open = 0
         self._input_open = False
         self._aborting = False
@@ -270,11 +139,11 @@ class Scheduler:
         self._loop_thread = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         # With a journal, a success waits for its commit before its dependents start.
-        self._on_success: Callable[[_Node], None] = self._propagate if barrier is None else barrier.hold
+        self._on_success: Callable[[Node], None] = self._propagate if barrier is None else barrier.hold
         self._barrier = barrier
         self._resume = resume
         for task in graph:
-            self._nodes[task.id] = self._prepare(_Node(task))
+            self._nodes[task.id] = self._prepare(Node(task))
         self._open = len(self._nodes)
         if resume is not None:
             for node in self._nodes.values():
@@ -334,7 +203,7 @@ class Scheduler:
         if problems:
             raise GraphValidationError(problems)
         self.graph._tasks[task.id] = task  # incremental: a new leaf cannot close a cycle
-        node = self._nodes[task.id] = self._prepare(_Node(task))
+        node = self._nodes[task.id] = self._prepare(Node(task))
         self._open += 1
         for dep in task.dependencies:
             parent = self._nodes[dep]
@@ -363,7 +232,7 @@ class Scheduler:
         for task in new_graph:
             node = self._nodes.get(task.id)
             if node is None:
-                self._nodes[task.id] = self._prepare(_Node(task))
+                self._nodes[task.id] = self._prepare(Node(task))
                 self._open += 1
             elif node.task is not task:
                 node.task = task
@@ -378,7 +247,7 @@ class Scheduler:
                     self._resolve(node)
         self._check_done()
 
-    def release(self, nodes: list[_Node]) -> None:
+    def release(self, nodes: list[Node]) -> None:
         """The barrier's callback: these successes are durable, start their dependents."""
         if self._ended:
             return
@@ -415,7 +284,7 @@ class Scheduler:
 
     # -- resuming ---------------------------------------------------------------------
 
-    def _restore(self, node: _Node) -> None:
+    def _restore(self, node: Node) -> None:
         """Give ``node`` its journaled outcome, or the attempts it already made."""
         assert self._resume is not None
         task_id = node.task.id
@@ -440,7 +309,7 @@ class Scheduler:
         }
 
     @staticmethod
-    def _typed(node: _Node, output: Any) -> Any:
+    def _typed(node: Node, output: Any) -> Any:
         # The journal holds JSON; the tool's declared return type makes it typed again.
         try:
             return node.tool.validate_result(output)
@@ -465,7 +334,7 @@ class Scheduler:
             if stopped is not None and stopped.result.status is _PENDING:
                 self._end(stopped, _FAILED, error=error)
 
-    def _echo(self, node: _Node) -> None:
+    def _echo(self, node: Node) -> None:
         """A restored task's end, for consumers of this run's events (not journaled again)."""
         result = node.result
         self._emit(
@@ -502,7 +371,7 @@ class Scheduler:
                 nodes[dep].dependents.append(node)
 
     @staticmethod
-    def _count(node: _Node, parent: _Node) -> None:
+    def _count(node: Node, parent: Node) -> None:
         status = parent.result.status
         if status is _SUCCEEDED:
             node.n_ok += 1
@@ -512,7 +381,7 @@ class Scheduler:
             node.n_failed += 1
             node.blocked_by = node.blocked_by or parent.task.id
 
-    def _propagate(self, node: _Node) -> None:
+    def _propagate(self, node: Node) -> None:
         node.propagated = True
         status = node.result.status
         for child in node.dependents:
@@ -530,7 +399,7 @@ class Scheduler:
             if child.remaining == 0:
                 self._resolve(child)
 
-    def _resolve(self, node: _Node) -> None:
+    def _resolve(self, node: Node) -> None:
         """All dependencies ended: start, skip or cancel ``node``."""
         if self._aborting:
             self._end(node, _CANCELLED, error=self._cancel_error())
@@ -567,7 +436,7 @@ class Scheduler:
         assert self._tg is not None
         node.handle = self._tg.create_task(self._execute(node))
 
-    def _expand(self, node: _Node) -> None:
+    def _expand(self, node: Node) -> None:
         """Fan a ``for_each`` task out into one task per item; it ends when they all have."""
         task = node.task
         assert node.items is not None
@@ -599,7 +468,7 @@ class Scheduler:
         node.children_left = len(items)
         for index, item in enumerate(items):
             child_task = Task.model_validate({**template, "id": f"{task.id}[{index}]"})
-            child = _Node(child_task)
+            child = Node(child_task)
             child.parent = node
             child.item = item
             self._prepare(child)
@@ -614,7 +483,7 @@ class Scheduler:
         for child in node.children:
             self._resolve(child)
 
-    def _expand_resumed(self, node: _Node, resume: ResumePoint) -> None:
+    def _expand_resumed(self, node: Node, resume: ResumePoint) -> None:
         """A fan-out again after a resume: items with a journaled outcome keep it."""
         for child in node.children:
             self._restore(child)
@@ -628,7 +497,7 @@ class Scheduler:
             else:
                 self._resolve(child)
 
-    def _item_ended(self, parent: _Node) -> None:
+    def _item_ended(self, parent: Node) -> None:
         parent.children_left -= 1
         if parent.children_left:
             return
@@ -653,7 +522,7 @@ class Scheduler:
 
     def _end(
         self,
-        node: _Node,
+        node: Node,
         status: TaskStatus,
         *,
         output: Any = None,
@@ -689,7 +558,7 @@ class Scheduler:
         if status is _FAILED and not node.recovered:
             if self._error is None:
                 self._error = f"task {task_id!r} failed: {error}"
-            if self._policy != "continue":
+            if self._failure_policy != "continue":
                 self._abort(self._error)
         if propagate:
             if status is _SUCCEEDED:
@@ -726,7 +595,7 @@ class Scheduler:
 
     # -- executing --------------------------------------------------------------------
 
-    async def _execute(self, node: _Node) -> None:
+    async def _execute(self, node: Node) -> None:
         try:
             try:
                 limits = node.limits
@@ -737,7 +606,7 @@ class Scheduler:
                         output = await self._attempts(node)
                 # Results are typed whichever executor produced them (a device sends JSON).
                 output = node.tool.validate_result(output)
-            except _Failure as failure:
+            except ApprovalRefused as failure:
                 await self._fail(node, failure.error)
                 return
             except Exception as exc:  # the tool's (or the expression's) error
@@ -752,55 +621,19 @@ class Scheduler:
             _log.exception("internal error while running task %r", node.task.id)
             self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
 
-    def _attempts(self, node: _Node) -> Awaitable[Any]:
+    def _attempts(self, node: Node) -> Awaitable[Any]:
         """The attempts of one task: its only attempt, or a retry loop (tenacity)."""
         result = node.result
         result.status = _RUNNING
         result.started_at = time.time()
         if node.gated:
-            return self._gated_attempts(node)
+            return self._gates.attempts(node)
         # The common case: one attempt, awaited directly. A plain function returning the
         # coroutine saves a coroutine frame per task; tenacity would cost more than a
         # no-op task.
         return self._attempt(node, 1)
 
-    async def _gated_attempts(self, node: _Node) -> Any:
-        if node.needs_approval:
-            await self._check_approval(node)
-        if node.retries == 0:
-            return await self._gated_attempt(node, 1 + node.offset)
-        return await self._retrying_attempts(node)
-
-    async def _gated_attempt(self, node: _Node, attempt: int) -> Any:
-        awaitable = self._attempt(node, attempt)
-        if node.write_ahead:
-            assert self._barrier is not None
-            try:
-                await self._barrier.durable()
-            except BaseException:
-                if asyncio.iscoroutine(awaitable):
-                    awaitable.close()  # never started: do not warn that it was never awaited
-                raise
-        return await awaitable
-
-    async def _retrying_attempts(self, node: _Node) -> Any:
-        task = node.task
-        backoff = task.backoff if task.backoff is not None else node.tool.backoff
-        if backoff is None:
-            backoff = self._default_backoff
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(node.retries + 1),
-            wait=wait_exponential_jitter(multiplier=backoff, max=self._max_backoff, jitter=backoff),
-            retry=retry_if_exception(is_retryable),
-            before_sleep=lambda state: self._retrying(node, state),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._gated_attempt(node, attempt.retry_state.attempt_number + node.offset)
-        raise AssertionError("unreachable: tenacity either returns or reraises")
-
-    def _attempt(self, node: _Node, attempt: int) -> Awaitable[Any]:
+    def _attempt(self, node: Node, attempt: int) -> Awaitable[Any]:
         """Start one attempt: the awaitable the executor returns, under the task's timeout.
 
         A plain function, not a coroutine: without a timeout the caller awaits the tool's
@@ -819,40 +652,24 @@ class Scheduler:
             call = ToolCall(self.run_id, task, tool, args, attempt, context)
         if node.timeout is None:
             return node.executor.execute(call)
-        return self._timed(node, call)
+        return timed(node, call)
 
-    async def _timed(self, node: _Node, call: ToolCall) -> Any:
-        timeout = node.timeout
-        try:
-            async with asyncio.timeout(timeout):
-                return await node.executor.execute(call)
-        except TimeoutError:
-            detail = ""
-            if not node.tool.is_async and node.task.is_local:
-                detail = " (its worker thread cannot be stopped and may still be running)"
-            raise TaskTimeout(f"timed out after {timeout:g}s{detail}") from None
-
-    def _prepare(self, node: _Node) -> _Node:
+    def _prepare(self, node: Node) -> Node:
         """Resolve a task's effective policy once: task field, else tool default, else ours."""
         task = node.task
         tool = node.tool = self._tools.get(task.tool)
         retries = task.retries if task.retries is not None else tool.retries
-        node.retries = self._default_retries if retries is None else retries
-        node.timeout = task.timeout or tool.timeout or self._default_timeout
+        policy = self._policy
+        node.retries = policy.default_retries if retries is None else retries
+        node.timeout = task.timeout or tool.timeout or policy.default_timeout
         approval = task.needs_approval
         node.needs_approval = tool.needs_approval if approval is None else approval
         idempotent = task.idempotent if task.idempotent is not None else tool.idempotent
         node.write_ahead = self._barrier is not None and idempotent is False
         node.gated = bool(node.needs_approval or node.retries or node.offset or node.write_ahead)
         node.executor = self._executors["local" if task.is_local else "device"]
-        tool_limit = self._tool_limits.get(task.tool)
-        if tool_limit is self._fd_limit and not task.is_local:
-            tool_limit = None  # on a device, the descriptors are the device's
-        if tool_limit is None and self._global_limit is None:
-            node.limits = None
-        else:
-            node.limits = _Limits(tool_limit, self._global_limit)
-        node._compile()
+        node.limits = self._limits.for_task(task)
+        node.compile()
         node.kwargs = None
         if not node.dynamic_args and task.is_local:
             # Constant arguments cannot change during the run: validate them now, once,
@@ -863,7 +680,7 @@ class Scheduler:
                 node.kwargs = None
         return node
 
-    def _render_args(self, node: _Node) -> dict[str, Any]:
+    def _render_args(self, node: Node) -> dict[str, Any]:
         args = dict(node.task.args)
         scope = self._scope if node.parent is None else {**self._scope, "item": node.item}
         for key, value in node.dynamic_args:
@@ -886,44 +703,12 @@ class Scheduler:
         )
         return ToolContext(self.run_id, task.id, attempt, report, logger, self._prompter)
 
-    def _retrying(self, node: _Node, state: RetryCallState) -> None:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        error = TaskError.from_exception(exc) if exc else TaskError("Error", "unknown", True)
-        delay = state.next_action.sleep if state.next_action else 0.0
-        self._emit(
-            TaskRetrying(
-                run_id=self.run_id,
-                task_id=node.task.id,
-                attempt=state.attempt_number + node.offset,
-                error=error,
-                delay=delay,
-            )
-        )
-
-    async def _check_approval(self, node: _Node) -> None:
-        """Ask the approver, showing it the arguments as they will run (rendered)."""
-        task = node.task
-        if self._approver is None:
-            raise _Failure(
-                TaskError(
-                    "ApprovalRequired",
-                    f"task {task.id!r} needs approval and no approver is configured "
-                    "(pass approver= to the Orchestrator, or --yes on the command line)",
-                    False,
-                )
-            )
-        # Rendering may fail (a bad expression): that fails the task before anyone is asked.
-        args = self._render_args(node) if node.dynamic_args else task.args
-        if not await self._approver(task, args):
-            raise _Failure(TaskError("ApprovalDenied", f"task {task.id!r} was not approved", False))
-
-    async def _fail(self, node: _Node, error: TaskError) -> None:
-        if self._policy == "replan" and self._replanner is not None and not self._aborting:
+    async def _fail(self, node: Node, error: TaskError) -> None:
+        if self._failure_policy == "replan" and self._replanner is not None and not self._aborting:
             node.recovered = await self._replan(node, error)
         self._end(node, _FAILED, error=error)
 
-    async def _replan(self, node: _Node, error: TaskError) -> bool:
+    async def _replan(self, node: Node, error: TaskError) -> bool:
         request = ReplanRequest(
             run_id=self.run_id,
             graph=self.graph,
@@ -956,7 +741,7 @@ class Scheduler:
         except Exception as exc:
             self._error = self._error or f"task stream failed: {type(exc).__name__}: {exc}"
             self._status = RunStatus.FAILED
-            if self._policy != "continue":
+            if self._failure_policy != "continue":
                 self._abort(self._error)
         finally:
             self._input_open = False
@@ -969,30 +754,3 @@ class Scheduler:
             f"task {task.id!r} targets {task.target!r} but no device executor is configured "
             "(pass broker= to the Orchestrator, or --broker on the command line)"
         ]
-
-
-class _Limits:
-    """Acquire the tool's slot, then a global slot; release in reverse."""
-
-    __slots__ = ("_global", "_tool")
-
-    def __init__(self, tool: asyncio.Semaphore | None, global_: asyncio.Semaphore | None) -> None:
-        self._tool = tool
-        self._global = global_
-
-    async def __aenter__(self) -> None:
-        if self._tool is not None:
-            await self._tool.acquire()
-        if self._global is not None:
-            try:
-                await self._global.acquire()
-            except BaseException:
-                if self._tool is not None:
-                    self._tool.release()
-                raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._global is not None:
-            self._global.release()
-        if self._tool is not None:
-            self._tool.release()
