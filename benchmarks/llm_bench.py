@@ -5,7 +5,12 @@
     .venv/bin/python -m benchmarks.llm_bench --quick         # 200 tokens/s, ~15 s
 
 Three strategies get the same scripted model text at the same token rate from
-``planners.llm.testing.OpenAITestServer`` (real HTTP, real ``openai`` client):
+``planners.llm.testing.OpenAITestServer`` (real HTTP, real ``openai`` client). Reading the
+prompt costs time too, as on a real server: by default 20 times the generation rate, the
+ratio measured with llama-cpp-python and SmolLM2 on this machine (~840 tokens/s prefill,
+~42 tokens/s generation; docs/llm.md). Every strategy sends what it would really send:
+ReAct a system prompt describing the tools (the same signatures and summaries the planner's
+prompt has) and its growing history on every call; the planner its own prompts.
 
 - ``react``: ReAct-style, one model call per tool call, run it, repeat, then answer;
 - ``plan``: the whole plan first (``LLMPlanner(stream=False)``), then the DAG, then the joiner;
@@ -32,6 +37,8 @@ from openai import AsyncOpenAI
 from orchestrator import Orchestrator
 from planners.llm import LLMPlanner, ServerMemory
 from planners.llm.testing import OpenAITestServer, ScriptedReply, split_tokens
+from planners.llm.tooldocs import signature, summary
+from tools import Tool
 
 from .llm_shapes import SHAPES, Shape, make_tools
 
@@ -46,11 +53,33 @@ class Pace:
 
     tokens_per_second: float
     first_token_seconds: float
+    #: Prompt tokens read per second before the first token (None: reading is free).
+    prefill_tokens_per_second: float | None = None
 
     def reply(self, text: str) -> ScriptedReply:
         return ScriptedReply(
-            content=text, tokens_per_second=self.tokens_per_second, first_delay=self.first_token_seconds
+            content=text,
+            tokens_per_second=self.tokens_per_second,
+            first_delay=self.first_token_seconds,
+            prefill_tokens_per_second=self.prefill_tokens_per_second,
         )
+
+
+#: Prefill over generation speed of llama-cpp-python + SmolLM2 measured here (docs/llm.md).
+PREFILL_RATIO = 20.0
+
+
+def react_system_prompt(tools: list[Tool]) -> str:
+    """What a ReAct agent sends first on every call: the format and the tools it may use."""
+    lines = [
+        "Answer the question by using tools, one at a time. Reply with JSON only:",
+        '{"thought": "...", "action": {"tool": NAME, "args": {...}}} to call a tool (refer to an',
+        'earlier result as "$tN", N counting your tool calls from 1), or',
+        '{"thought": "...", "action": {"tool": "finish", "answer": "..."}} when you know the answer.',
+        "Tools:",
+    ]
+    lines += [f"- {signature(tool)}: {summary(tool)}" for tool in tools]
+    return "\n".join(lines)
 
 
 class VerificationError(RuntimeError):
@@ -73,7 +102,10 @@ async def run_react(shape: Shape, server: OpenAITestServer, pace: Pace) -> float
     by_name = {t.name: t for t in tools}
     server.queue(*[pace.reply(text) for text in shape.react_texts()])
     client = AsyncOpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
-    messages: list[dict[str, str]] = [{"role": "user", "content": shape.request}]
+    messages: list[dict[str, str]] = [
+        {"role": "system", "content": react_system_prompt(tools)},
+        {"role": "user", "content": shape.request},
+    ]
     observations: dict[str, Any] = {}
     started = time.perf_counter()
     try:
@@ -151,9 +183,10 @@ async def measure(pace: Pace, reps: int, shapes: list[Shape]) -> dict[tuple[str,
 
 
 def render(times: dict[tuple[str, str], list[float]], pace: Pace, reps: int, shapes: list[Shape]) -> str:
+    prefill = f"{pace.prefill_tokens_per_second:g} tokens/s" if pace.prefill_tokens_per_second else "free"
     head = (
         f"LLM planning, {pace.tokens_per_second:g} tokens/s, {pace.first_token_seconds:g} s to first "
-        f"token, median of {reps}\n\n"
+        f"token, prompt reading {prefill}, median of {reps}\n\n"
         "| shape | tool calls | plan tokens | tools' critical path (s) | ReAct (s) | plan-then-execute (s) "
         "| stepweave streaming (s) | vs ReAct | vs plan-then-execute |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
@@ -175,11 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--first-token", type=float, default=0.2, help="seconds before the first token")
+    parser.add_argument(
+        "--prefill-ratio",
+        type=float,
+        default=PREFILL_RATIO,
+        help=f"prompt reading speed as a multiple of the generation speed (default {PREFILL_RATIO:g}, "
+        "measured here; 0: reading the prompt is free, as in earlier versions of this benchmark)",
+    )
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="200 tokens/s: a smoke run")
     parser.add_argument("--shapes", default=",".join(s.name for s in SHAPES))
     args = parser.parse_args(argv)
-    pace = Pace(200.0 if args.quick else args.tokens_per_second, args.first_token)
+    rate = 200.0 if args.quick else args.tokens_per_second
+    pace = Pace(rate, args.first_token, rate * args.prefill_ratio if args.prefill_ratio > 0 else None)
     wanted = args.shapes.split(",")
     shapes = [s for s in SHAPES if s.name in wanted]
     try:

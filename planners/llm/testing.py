@@ -50,8 +50,10 @@ class ScriptedReply:
     """One scripted answer: content (streamed in ``chunks``) or an HTTP error.
 
     Pacing: ``first_delay`` before the first chunk, then ``chunk_delay`` between chunks
-    (or ``1 / tokens_per_second`` when set). A non-streaming request waits as long as the
-    stream would take, then answers whole. ``write_size`` cuts the HTTP body into writes of
+    (or ``1 / tokens_per_second`` when set). ``prefill_tokens_per_second`` adds the time a
+    real server takes to read the prompt before its first token (prompt tokens estimated
+    as for ``usage``), so a long prompt costs what it costs on a real server. A
+    non-streaming request waits as long as the stream would take, then answers whole. ``write_size`` cuts the HTTP body into writes of
     that many bytes (SSE lines and UTF-8 characters split anywhere); ``drop_after`` closes
     the connection after that many chunks, mid-answer; ``stall_after`` stops sending after
     that many chunks and keeps the connection open (a hung server).
@@ -69,6 +71,7 @@ class ScriptedReply:
     first_delay: float = 0.0
     chunk_delay: float = 0.0
     tokens_per_second: float | None = None
+    prefill_tokens_per_second: float | None = None
     write_size: int | None = None
     drop_after: int | None = None
     stall_after: int | None = None
@@ -330,8 +333,18 @@ class OpenAITestServer:
 
     # -- responses ------------------------------------------------------------------------
 
+    @staticmethod
+    def _prompt_tokens(record: RecordedRequest) -> int:
+        return len(json.dumps(record.messages)) // 4
+
+    def _first_delay(self, record: RecordedRequest, reply: ScriptedReply) -> float:
+        """The wait before the first token: scripted, plus reading the prompt when paced."""
+        if not reply.prefill_tokens_per_second:
+            return reply.first_delay
+        return reply.first_delay + self._prompt_tokens(record) / reply.prefill_tokens_per_second
+
     def _usage(self, record: RecordedRequest, completion_tokens: int) -> dict[str, int]:
-        prompt = len(json.dumps(record.messages)) // 4
+        prompt = self._prompt_tokens(record)
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
@@ -342,7 +355,9 @@ class OpenAITestServer:
         self, record: RecordedRequest, writer: asyncio.StreamWriter, reply: ScriptedReply
     ) -> None:
         pieces = reply.pieces()
-        await asyncio.sleep(reply.first_delay + reply.delay_per_chunk * max(0, len(pieces) - 1))
+        await asyncio.sleep(
+            self._first_delay(record, reply) + reply.delay_per_chunk * max(0, len(pieces) - 1)
+        )
         body = {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -374,7 +389,7 @@ class OpenAITestServer:
         ident = f"chatcmpl-{len(self.requests)}"
         pieces = reply.pieces()
         loop = asyncio.get_running_loop()
-        start = loop.time() + reply.first_delay
+        start = loop.time() + self._first_delay(record, reply)
         for index, piece in enumerate(pieces):
             # Sleep to a deadline, not for a delay: small sleeps each overshoot a little, and a
             # stream of hundreds of them would drift far behind the intended token rate.
