@@ -48,6 +48,8 @@ def parse_mcp_options(values: list[str] | None) -> list[McpServer]:
                 servers.append(McpServer(name.strip(), command=shlex.split(rest)))
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--mcp") from None
+        if servers[-1].name in {server.name for server in servers[:-1]}:
+            raise typer.BadParameter(f"{servers[-1].name!r} is named twice", param_hint="--mcp")
     return servers
 
 

@@ -46,7 +46,7 @@ def process_wait(process: subprocess.Popen[bytes], seconds: float) -> None:
         process.wait(seconds)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test server over streamable HTTP on a free loopback port; yields its URL."""
     port = _free_port()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
@@ -48,14 +49,26 @@ def test_a_workflow_starts_its_servers_and_calls_their_tools(
 
 
 def test_arguments_that_do_not_fit_the_servers_schema_name_the_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    flow = _flow(tmp_path, "  - {id: sum, tool: t.add, args: {a: 1, c: 2}}\n")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        f"name: bad-args\nmcp_servers:\n  t: {{url: '{http_server}'}}\nsteps:\n"
+        "  - {id: sum, tool: t.add, args: {a: 1, c: 2}}\n"
+    )
     code, _, stderr = _run(str(flow))
     assert code == 1
-    assert (
-        f"{flow}:5:" in stderr
-        and "unknown argument 'c'" in stderr
-        and "missing required argument 'b'" in stderr
-    )
+    assert f"{flow}:5:" in stderr
+    assert "unknown argument 'c'" in stderr and "missing required argument 'b'" in stderr
+
+
+def test_mcp_options_are_argv_never_a_shell_line() -> None:
+    from orchestrator.cli.mcp_client import parse_mcp_options
+
+    server, web = parse_mcp_options(["s=python -m srv 'a b' ; rm -rf x", "w=http://127.0.0.1:1/mcp"])
+    assert server.command == ("python", "-m", "srv", "a b", ";", "rm", "-rf", "x")  # words, not a script
+    assert web.url == "http://127.0.0.1:1/mcp" and not web.command
+    for bad in (["s=a", "s=b"], ["nothing"], ["a.b=x"], ["s="]):
+        with pytest.raises(typer.BadParameter):
+            parse_mcp_options(bad)
