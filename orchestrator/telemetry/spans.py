@@ -66,9 +66,6 @@ class _Instruments:
         self.retries = meter.create_counter(
             "stepweave.task.retries", unit="{retry}", description="Attempts that failed and were retried"
         )
-        self.tasks = meter.create_counter(
-            "stepweave.task.ended", unit="{task}", description="Tasks that reached a terminal state"
-        )
         self.run_duration = meter.create_histogram(
             "stepweave.run.duration", unit="s", description="Time from a run's start to its end"
         )
@@ -108,6 +105,8 @@ class RunTelemetry:
         self._metrics = _current_instruments()
         self._graph: TaskGraph | None = None
         self._run_span: Span | None = None
+        #: A context holding the run span: the parent of every attempt's span.
+        self._run_context: Context | None = None
         self._token: object | None = None
         #: The open span of each task's current attempt.
         self._attempts: dict[str, Span] = {}
@@ -150,7 +149,8 @@ class RunTelemetry:
         self._registry[self.run_id] = self
         # Emitted inside the run's own task: making the span current here puts everything
         # the run starts under it, and touches no context but the run's.
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._run_context = trace.set_span_in_context(span)
+        self._token = otel_context.attach(self._run_context)
 
     def _tool(self, task_id: str) -> str:
         tool = self._tools.get(task_id)
@@ -174,10 +174,9 @@ class RunTelemetry:
             ready = self._ready.pop(task_id, None)
             if ready is not None:
                 self._metrics.queue_wait.record(max(0.0, event.at - ready), {TASK_TOOL: tool})
-        parent = None if self._run_span is None else trace.set_span_in_context(self._run_span)
         self._attempts[task_id] = self._tracer.start_span(
             f"task {tool}".strip(),
-            context=parent,
+            context=self._run_context,
             attributes={RUN_ID: self.run_id, TASK_ID: task_id, TASK_TOOL: tool, TASK_ATTEMPT: event.attempt},
             start_time=int(event.at * _NS),
         )
@@ -198,10 +197,10 @@ class RunTelemetry:
         status = event.status.value
         started = self._started.pop(task_id, None)
         self._ready.pop(task_id, None)
-        attributes = {TASK_TOOL: tool, TASK_STATUS: status}
-        self._metrics.tasks.add(1, attributes)
-        if started is not None:
-            self._metrics.duration.record(max(0.0, event.at - started), attributes)
+        if started is not None:  # the histogram's count is the tasks that ran, by tool and status
+            self._metrics.duration.record(
+                max(0.0, event.at - started), {TASK_TOOL: tool, TASK_STATUS: status}
+            )
         span = self._attempts.pop(task_id, None)
         if span is None:
             return  # skipped, or cancelled before it started: no attempt to close

@@ -51,6 +51,7 @@ class _Store:
     spans: list[ReceivedSpan] = field(default_factory=list)
     metrics: set[str] = field(default_factory=set)
     requests: int = 0
+    span_count: int = 0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -131,6 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         with store.changed:
             store.requests += 1
             if self.path == "/v1/traces":
+                store.span_count += len(received)
                 if self.server.keep_spans:
                     store.spans.extend(received)
             else:
@@ -182,6 +184,12 @@ class OTLPReceiver:
         """The names of the metrics received so far."""
         with self._store.changed:
             return set(self._store.metrics)
+
+    @property
+    def span_count(self) -> int:
+        """Spans received so far (counted even when ``keep_spans`` is off)."""
+        with self._store.changed:
+            return self._store.span_count
 
     @property
     def requests(self) -> int:

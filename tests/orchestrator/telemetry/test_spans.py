@@ -113,11 +113,8 @@ async def test_a_failed_task_and_what_it_cancels(otel: Otel) -> None:
     assert attrs(bad)["error.type"] == "ToolError" and attrs(bad)["stepweave.task.error"] == "disk full"
     assert bad.status.description == "ToolError: disk full"
     assert otel.named("task merge") == []  # never started: no attempt, no span
-    ended = {
-        dict(getattr(p, "attributes", {}))["stepweave.task.status"]
-        for p in otel.points("stepweave.task.ended")
-    }
-    assert ended == {"failed", "cancelled"}
+    ran = [dict(getattr(p, "attributes", {})) for p in otel.points("stepweave.task.duration")]
+    assert ran == [{"stepweave.task.tool": "broken", "stepweave.task.status": "failed"}]
 
 
 async def test_a_run_inside_the_callers_span_is_its_child(otel: Otel) -> None:
