@@ -328,6 +328,16 @@ class TaskGraph:
     def __repr__(self) -> str:
         return f"TaskGraph({len(self._tasks)} tasks{f', name={self.name!r}' if self.name else ''})"
 
+    def add(self, task: Task) -> None:
+        """Append ``task`` (a task added to a running graph, a ``for_each`` item).
+
+        Only the id is checked here (``GraphValidationError`` if taken): call
+        ``task_problems`` first, as the scheduler does before a task joins a live run.
+        """
+        if task.id in self._tasks:
+            raise GraphValidationError([f"duplicate task id {task.id!r}: task ids must be unique"])
+        self._tasks[task.id] = task
+
     def dependents(self) -> dict[str, list[str]]:
         """For each task id, the ids of the tasks that depend on it."""
         out: dict[str, list[str]] = {tid: [] for tid in self._tasks}
@@ -356,6 +366,13 @@ class TaskGraph:
         if cycle:
             problems.append("cycle: " + " -> ".join(cycle))
         return problems
+
+    def task_problems(
+        self, task: Task, tools: ToolRegistry | None = None, *, known: Collection[str] = ()
+    ) -> list[str]:
+        """Every problem ``task`` would bring into this graph; its references may name the
+        graph's tasks (and ``known``). Checks one task, not cycles: for a task to add."""
+        return self._task_problems(task, self._tasks.keys(), known, tools)
 
     @staticmethod
     def _task_problems(

@@ -198,11 +198,11 @@ class Scheduler:
         problems: list[str] = []
         if task.id in self._nodes:
             problems.append(f"duplicate task id {task.id!r}: task ids must be unique")
-        problems.extend(TaskGraph._task_problems(task, self._nodes.keys(), (), self._tools))
+        problems.extend(self.graph.task_problems(task, self._tools))
         problems.extend(self._target_problems(task))
         if problems:
             raise GraphValidationError(problems)
-        self.graph._tasks[task.id] = task  # incremental: a new leaf cannot close a cycle
+        self.graph.add(task)  # incremental: a new leaf cannot close a cycle
         node = self._nodes[task.id] = self._prepare(Node(task))
         self._open += 1
         for dep in task.dependencies:
@@ -472,7 +472,7 @@ class Scheduler:
             child.parent = node
             child.item = item
             self._prepare(child)
-            self.graph._tasks[child_task.id] = child_task
+            self.graph.add(child_task)
             self._nodes[child_task.id] = child
             node.children.append(child)
             self._open += 1

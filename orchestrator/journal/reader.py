@@ -218,8 +218,8 @@ class _Replay:
         parent = graph.tasks.get(match.group(1)) if match else None
         if parent is not None and parent.for_each is not None:
             self.items[task.id] = task
-        else:
-            graph._tasks[task.id] = task
+        elif task.id not in graph:  # a run adds a task once; a repeat would change nothing
+            graph.add(task)
         self.results.setdefault(task.id, TaskResult(task.id, task.tool))
         self.events.append(TaskAdded(run_id=self.record.run_id, task=task, at=at))
 
