@@ -24,7 +24,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tools import Prompter, Tool, ToolRegistry
@@ -164,6 +164,21 @@ class Orchestrator:
         one still running a tool finishes on its own). Runs still running are not stopped."""
         await self._local.aclose()
 
+    @property
+    def executors(self) -> Mapping[str, Executor]:
+        """The executors runs dispatch to, by name: ``local``, and ``device`` if configured."""
+        return MappingProxyType(self._executors)
+
+    @property
+    def local_executor(self) -> LocalExecutor:
+        """Runs this orchestrator's synchronous tools (and ``tools.threads.run_sync``) in threads."""
+        return self._local
+
+    @property
+    def devices(self) -> DeviceExecutor | None:
+        """The device executor made from ``broker=`` (``None`` without one); runs enter it."""
+        return self._devices
+
     # -- runs ----------------------------------------------------------------------------
 
     def start(
@@ -237,7 +252,7 @@ class Orchestrator:
         inflight = [history.task(tid) for tid in history.in_flight()]
         recorder = journal.resumer(run_id, previous_owner=record.owner, echoes=restored.keys())
         inputs = record.meta.get("inputs") or {}
-        run = Run(
+        return Run(
             self,
             TaskGraph(graph, name=graph.name),
             None,
@@ -245,10 +260,9 @@ class Orchestrator:
             run_id=run_id,
             recorder=recorder,
             resume=point,
+            inflight=inflight,
+            inflight_policy=retry_inflight,
         )
-        run._inflight = inflight
-        run._inflight_policy = retry_inflight
-        return run
 
     def _problems(self, graph: TaskGraph) -> list[str]:
         """Every reason ``graph`` cannot run with these tools and executors."""
@@ -307,26 +321,6 @@ class Orchestrator:
         finally:
             await self.aclose()
 
-    def _scheduler(
-        self,
-        run: Run,
-        graph: TaskGraph,
-        inputs: Mapping[str, Any] | None,
-        recorder: RunRecorder | None,
-        resume: ResumePoint | None = None,
-    ) -> Scheduler:
-        return Scheduler(
-            graph,
-            tools=self.tools,
-            run_id=run.run_id,
-            emit=observe(run._emit if recorder is None else run._emit_journaled, run.run_id),
-            executors=self._executors,
-            policy=self.policy,
-            inputs=inputs,
-            barrier=recorder,
-            resume=resume,
-        )
-
 
 class Run:
     """One execution of a graph. Use as ``async with``; leaving the block cancels it if unfinished.
@@ -345,6 +339,8 @@ class Run:
         run_id: str,
         recorder: RunRecorder | None = None,
         resume: ResumePoint | None = None,
+        inflight: Sequence[Task] = (),
+        inflight_policy: InflightPolicy = "fail",
     ) -> None:
         self.run_id = run_id
         self._history: list[Event] = []
@@ -352,13 +348,27 @@ class Run:
         self._stream = stream
         self._recorder = recorder
         self._orchestrator = orchestrator
-        self._scheduler = orchestrator._scheduler(self, graph, inputs, recorder, resume)
+        self._resume = resume
+        #: Where every event of the run goes (the scheduler's and ``publish``'s).
+        self._sink = observe(self._emit if recorder is None else self._emit_journaled, run_id)
+        self._scheduler = Scheduler(
+            graph,
+            tools=orchestrator.tools,
+            run_id=run_id,
+            emit=self._sink,
+            executors=orchestrator.executors,
+            policy=orchestrator.policy,
+            inputs=inputs,
+            barrier=recorder,
+            resume=resume,
+        )
         self._task: asyncio.Task[RunResult] | None = None
         self._entered = False
         #: What the run entered (the device executor), left in ``__aexit__``.
         self._stack = AsyncExitStack()
-        self._inflight: list[Task] = []
-        self._inflight_policy: InflightPolicy = "fail"
+        #: On resume: the tasks that were running when the run stopped, and what to do with them.
+        self._inflight = tuple(inflight)
+        self._inflight_policy = inflight_policy
 
     @property
     def graph(self) -> TaskGraph:
@@ -377,7 +387,7 @@ class Run:
             raise RuntimeError("a Run can be entered only once; call Orchestrator.start() again")
         self._entered = True
         async with AsyncExitStack() as stack:
-            devices = self._orchestrator._devices
+            devices = self._orchestrator.devices
             if devices is not None:
                 # Connects on the first concurrent run, shared after (and inside the
                 # orchestrator's own ``async with``, already connected).
@@ -411,7 +421,7 @@ class Run:
         # The run's task and every step it starts inherit it: blocking work a tool starts
         # itself (``tools.threads.run_sync``) shares the orchestrator's tool threads.
         context = contextvars.copy_context()
-        context.run(use_runner, self._orchestrator._local.run_sync)
+        context.run(use_runner, self._orchestrator.local_executor.run_sync)
         return context
 
     async def _journaled(self, recorder: RunRecorder) -> RunResult:
@@ -423,7 +433,7 @@ class Run:
 
     async def _decide_inflight(self) -> None:
         """Apply the in-flight policy: idempotent tasks run again; others as it says."""
-        point = self._scheduler._resume
+        point = self._resume
         assert point is not None
         tools = self._orchestrator.tools
         retried: list[str] = []
@@ -491,7 +501,7 @@ class Run:
         usage, say): ``events()`` subscribers see it, and the journal records it."""
         if event.run_id != self.run_id:
             raise ValueError(f"event of run {event.run_id!r} published into run {self.run_id!r}")
-        self._scheduler._emit(event)
+        self._sink(event)
 
     def _emit(self, event: Event) -> None:
         self._history.append(event)

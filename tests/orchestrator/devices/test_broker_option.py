@@ -33,7 +33,7 @@ async def test_runs_connect_to_the_broker_while_they_run(
         first, second = await asyncio.gather(orchestrator.run(graph), orchestrator.run(graph))
         assert first.outputs == second.outputs == {"remote": device, "here": "local"}
         # Each run released the connection when it ended; a later run opens it again.
-        devices: Any = orchestrator._devices
+        devices: Any = orchestrator.devices
         assert devices is not None and not devices.connected
         third = await orchestrator.run(graph)
         assert third.outputs["remote"] == device and not devices.connected
