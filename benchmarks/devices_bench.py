@@ -276,7 +276,8 @@ async def main(args: argparse.Namespace) -> str:
     rounds, warmup = (200, 20) if args.quick else (args.rounds, 50)
     nodes = 1000 if args.quick else args.tasks
     async with LocalBroker(kind=kind) as broker:
-        assert broker._process is not None
+        process = broker.process
+        assert process is not None
         trips = {"raw aiomqtt request/response": await raw_round_trips(broker.url, rounds, warmup)}
         trips.update(await device_round_trips(broker.url, rounds, warmup))
         agents = await asyncio.gather(
@@ -294,7 +295,7 @@ async def main(args: argparse.Namespace) -> str:
         )
         try:
             rates = [
-                await throughput(broker.url, broker._process.pid, list(agents), size, nodes, args.reps)
+                await throughput(broker.url, process.pid, list(agents), size, nodes, args.reps)
                 for size in sizes
             ]
         finally:

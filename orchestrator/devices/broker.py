@@ -225,6 +225,11 @@ class LocalBroker:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def process(self) -> subprocess.Popen[str] | None:
+        """The broker's process while it runs (to wait on it, or read its pid), else ``None``."""
+        return self._process
+
+    @property
     def output(self) -> str:
         """The broker's last lines of log output (for error messages)."""
         return "\n".join(self._output)
@@ -434,7 +439,7 @@ async def run_broker(
     async with local as broker:
         if on_ready is not None:
             on_ready(broker.url, "mosquitto")
-        process = broker._process
+        process = broker.process
         assert process is not None
         exited = asyncio.ensure_future(asyncio.to_thread(process.wait))
         # On SIGTERM/SIGINT this returns and LocalBroker stops Mosquitto on the way out.
