@@ -46,6 +46,11 @@ class AgentProcess:
     def returncode(self) -> int | None:
         return self.process.returncode
 
+    def drain_output(self, stream: asyncio.StreamReader) -> None:
+        """Read and drop the rest of ``stream`` (its output, once online) so a full pipe never
+        blocks the agent; ``stop`` waits for the reading to end."""
+        self._drain = asyncio.create_task(_drain(stream), name=f"stepweave-agent-{self.device_id}-stdout")
+
     def kill(self) -> None:
         """``kill -9``: no clean disconnect, no offline status; only the broker notices."""
         if self.process.returncode is None:
@@ -134,7 +139,7 @@ async def spawn_agent(
         if isinstance(exc, TimeoutError):
             raise DeviceError(f"agent {device_id!r} was not online within {ready_timeout:g}s") from None
         raise
-    agent._drain = asyncio.create_task(_drain(process.stdout), name=f"stepweave-agent-{device_id}-stdout")
+    agent.drain_output(process.stdout)
     return agent
 
 
