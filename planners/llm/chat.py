@@ -189,6 +189,11 @@ class ChatCaller:
         """A call to iterate for its text (``stream=False`` yields the whole answer at once)."""
         return ChatCall(self, request, stream=stream, on_retry=on_retry)
 
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """Held by each call while it talks to the server: at most ``max_parallel_calls``."""
+        return self._slots
+
     def max_tokens_for(self, kind: CallKind) -> int | None:
         """The completion-token cap of one call kind (``None``: the server's default)."""
         if isinstance(self.max_tokens, Mapping):
@@ -286,7 +291,7 @@ class ChatCall:
 
     async def _run(self) -> AsyncGenerator[str, None]:
         caller = self._caller
-        async with caller._slots:
+        async with caller.slots:
             started = time.perf_counter()
             first: float | None = None
             usage: Any = None
