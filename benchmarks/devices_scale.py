@@ -166,14 +166,14 @@ class Fleet:
 def count_messages(executor: DeviceExecutor) -> Callable[[], tuple[int, int]]:
     """Count what reaches ``executor`` (wraps its message handler before it connects)."""
     counts = [0, 0]
-    route = executor._route
+    route = executor._route  # noqa: SLF001 - instrumentation: wraps the private message handler
 
     def counted(message: Any) -> None:
         counts[0] += 1
         counts[1] += len(message.payload)
         route(message)
 
-    executor._route = counted  # type: ignore[method-assign]
+    executor._route = counted  # type: ignore[method-assign]  # noqa: SLF001 - as above
     return lambda: (counts[0], counts[1])
 
 

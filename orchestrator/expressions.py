@@ -64,7 +64,9 @@ class Expression:
             with evaluation():
                 value = self._evaluate(scope)
                 if isinstance(value, Undefined):
-                    raise ExpressionError(f"{self.source!r}: {value._undefined_message}")
+                    # jinja2 offers the message only through this attribute (or by raising).
+                    message = value._undefined_message  # noqa: SLF001 - jinja2 API, no public one
+                    raise ExpressionError(f"{self.source!r}: {message}")
                 return plain_result(value)
         except ExpressionError as exc:
             if self.source in str(exc):

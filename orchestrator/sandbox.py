@@ -278,7 +278,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_time()
         if isinstance(__obj, Undefined):
-            __obj._fail_with_undefined_error()
+            __obj._fail_with_undefined_error()  # noqa: SLF001 - raises as jinja2 itself does
         if not __self.is_safe_callable(__obj):
             name = getattr(__obj, "__name__", type(__obj).__name__)
             raise SecurityError(f"{name!r} is not callable in an expression")

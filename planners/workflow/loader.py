@@ -50,7 +50,9 @@ def _parse(text: str, source: str | None) -> Workflow:
         workflow = Workflow.model_validate(document.data)
     except ValidationError as exc:
         raise WorkflowFileError(validation_problems(exc, document.data, source_map, Workflow)) from None
-    workflow._source_map = source_map
+    # The loader alone knows where a workflow came from; a pydantic private attribute keeps
+    # it out of the schema and out of model_dump.
+    workflow._source_map = source_map  # noqa: SLF001 - the one writer of Workflow's origin
     return workflow
 
 
