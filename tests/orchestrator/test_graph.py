@@ -196,3 +196,17 @@ def test_analysis_layers_width_critical_path() -> None:
     assert (path, length) == (["e"], 5.0)
     path, length = critical_path(graph, {"a": 1.0, "b": 0.5, "c": 2.0, "d": 1.0, "e": 3.0})
     assert (path, length) == (["a", "c", "d"], 4.0)
+
+
+def test_add_appends_a_task_checked_with_task_problems() -> None:
+    graph = TaskGraph([Task(id="a", tool="fetch", args={"url": "u"})])
+    late = Task(id="b", tool="fetch", args={"url": "${{ steps.a.output }}"}, deps=["a"])
+    assert graph.task_problems(late, ToolRegistry([fetch])) == []
+    typo = Task(id="c", tool="fetch", args={"url": "${{ steps.aa.output }}"})
+    assert graph.task_problems(typo) == [
+        "task 'c': args.url references unknown step 'aa' (did you mean 'a'?)"
+    ]
+    graph.add(late)
+    assert list(graph.tasks) == ["a", "b"]
+    with pytest.raises(GraphValidationError, match="duplicate task id 'b'"):
+        graph.add(late)
