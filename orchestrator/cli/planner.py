@@ -45,6 +45,7 @@ from .devices import (
     fleet_offer,
     learn_fleet,
 )
+from .ending import RunEnding
 from .mcp_client import McpOption, parse_mcp_options, registered_tools
 
 if TYPE_CHECKING:
@@ -370,19 +371,20 @@ def ask(
             return await planner.ask(request, orchestrator, on_event=on_event, time_limit=timeout or None)
 
     started = time.monotonic()
-    result: AskResult | None = None
-    problem: str | None = None
-    try:
-        result = asyncio.run(execute())
-    except PlannerError as exc:
-        if timeout and time.monotonic() - started >= timeout:
-            problem = f"ask timed out after {timeout:g}s (--timeout); the run was cancelled"
-        else:
-            problem = f"planning failed: {exc}"
-    except (DeviceError, McpError) as exc:
-        problem = str(exc)
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
+
+    async def outcome() -> tuple[AskResult | None, str | None]:
+        """The result, or why there is none: the report is written either way."""
+        try:
+            return await execute(), None
+        except PlannerError as exc:
+            if timeout and time.monotonic() - started >= timeout:
+                return None, f"ask timed out after {timeout:g}s (--timeout); the run was cancelled"
+            return None, f"planning failed: {exc}"
+        except (DeviceError, McpError) as exc:
+            return None, str(exc)
+
+    # Ctrl-C ends an ask as it ends every run command (an ask is not journaled: no hint).
+    result, problem = RunEnding("ask", json_lines).execute(outcome())
 
     answer = _real_answer(result.answer) if result is not None else None
     if report is not None:  # written whatever happened: a failed ask is when it is needed most

@@ -6,7 +6,6 @@ the commands that only read a workflow (:mod:`.workflows`) must not import.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,19 +15,15 @@ import typer
 from planners import Workflow, WorkflowFileError
 from tools.mcp import McpError
 
-from ..console import ProgressView, json_default, summary_table
-from ..errors import DeviceError, JournalError
+from ..console import ProgressView, json_default
 from ..events import Event
 from ..graph import TaskStatus
-from ..report import write_html
-from ..result import RunResult, RunStatus
+from ..result import RunResult
 from ..run import Orchestrator
-from ..terminal_text import escape_control
 from .common import (
     FlowArgument,
     SetOption,
     ToolsOption,
-    err,
     fail,
     load_flow,
     make_approver,
@@ -50,6 +45,7 @@ from .devices import (
     learn_fleet,
     with_fleet,
 )
+from .ending import RunEnding
 from .mcp_client import workflow_tools
 from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 from .workflows import print_warnings
@@ -121,13 +117,7 @@ def run(
             code=2,
         )
 
-    journaled: list[str] = []  # the run's id once it is in the journal
-
-    def resume_hint() -> None:
-        """How to continue the run: said only when it stopped unfinished (interrupted or
-        cancelled), not after every run."""
-        if journaled:
-            err.print(f"continue it with: stepweave resume {journaled[0]}", highlight=False, markup=False)
+    ending = RunEnding(str(flow), json_lines)
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
         async with (
@@ -157,31 +147,17 @@ def run(
                 flow, tools, keep_going=keep_going, max_concurrency=max_concurrency, env=env
             )
             async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
-                if orchestrator.journal is not None:
-                    journaled.append(handle.run_id)
-                    err.print(
-                        f"run {handle.run_id}, journaled in {orchestrator.journal.where}",
-                        highlight=False,
-                        markup=False,
-                        soft_wrap=True,
-                    )
+                ending.journaled(handle.run_id, orchestrator.journal)
                 result, events = await watch(handle, view)
                 return result, events, handle.graph
 
     try:
-        result, events, final_graph = asyncio.run(execute())
-    except KeyboardInterrupt:
-        resume_hint()
-        fail("interrupted", code=130)
-    except DeviceError as exc:  # the broker or the local agents could not be reached or started
-        fail(f"{flow}: {exc}")
+        result, events, final_graph = ending.execute(execute())
     except McpError as exc:  # an MCP server of the workflow could not be started (it names it)
         fail(f"{flow}: {exc}")
     except WorkflowFileError as exc:  # a step's arguments do not fit its MCP tool's schema
         print_problems(exc)
         fail(f"{flow}: invalid workflow ({len(exc.problems)} problem(s))")
-    except JournalError as exc:  # the journal file is unusable (it names the file)
-        fail(str(exc))
     outputs: dict[str, Any] = {}
     output_problems: WorkflowFileError | None = None
     if result.ok:
@@ -189,24 +165,18 @@ def run(
             outputs = workflow.evaluate_outputs(result, inputs)
         except WorkflowFileError as exc:  # reported after the summary: the run itself is kept
             output_problems = exc
-    if report is not None:
-        path = write_html(report, final_graph, result, events, title=workflow.name)
-        if not json_lines:
-            err.print(escape_control(f"report: {path}"), highlight=False, markup=False)
-    if json_lines:
-        print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=json_default), flush=True)
-    else:
-        out.print(summary_table(result))
+    ending.report(report, final_graph, result, events, workflow.name)
+
+    def show_outputs() -> None:
         if outputs:
             out.print_json(json.dumps(outputs, default=json_default))
+
+    ending.summary(result, {"event": "workflow_outputs", "outputs": outputs}, show_outputs)
     if output_problems is not None:
         print_problems(output_problems)
         first = output_problems.problems[0].message if output_problems.problems else str(output_problems)
         fail(f"{flow}: the steps succeeded but an output cannot be computed: {first}")
-    if not result.ok:
-        if result.status is RunStatus.CANCELLED:  # unfinished: a failed run says what failed
-            resume_hint()
-        fail(_failure_reason(flow, workflow, result))
+    ending.finish(result, lambda result: _failure_reason(flow, workflow, result))
 
 
 def _failure_reason(flow: Path, workflow: Workflow, result: RunResult) -> str:

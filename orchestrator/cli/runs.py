@@ -6,7 +6,6 @@ They all read the journal that ``stepweave run`` writes (``--journal PATH``, els
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shlex
@@ -32,6 +31,7 @@ from ..run import InflightPolicy, Orchestrator
 from ..terminal_text import escape_control, safe_text
 from .common import ToolsOption, err, fail, make_approver, out, registry_for, watch
 from .devices import BrokerOption, device_executor
+from .ending import RunEnding
 
 __all__ = ["JournalOption", "NoJournalOption", "journal_for", "register", "run_metadata"]
 
@@ -140,6 +140,8 @@ def resume(
     view = None if json_lines else ProgressView(out)
     approver = make_approver(yes, view)
     policy = _inflight_policy(retry_inflight, approver.prompter)
+    # Continued again with the tools named again: resume never imports a journal's paths.
+    ending = RunEnding(f"run {run_id}", json_lines, resume_tools=tools or ())
 
     async def execute() -> tuple[RunResult, list[Event], TaskGraph]:
         # The broker URL is not journaled (it may carry credentials): --broker or
@@ -157,37 +159,32 @@ def resume(
             )
             handle = orchestrator.resume(run_id, retry_inflight=policy)
             _announce(history, json_lines)
+            ending.journaled(run_id, store, announce=False)  # the same run, in the same journal
             async with handle:
                 result, events = await watch(handle, view)
                 return result, events, handle.graph
 
     try:
-        result, events, final_graph = asyncio.run(execute())
-    except StepweaveError as exc:
+        result, events, final_graph = ending.execute(execute())
+    except StepweaveError as exc:  # the run cannot be resumed (it says why)
         fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
     outputs = _workflow_outputs(meta, result)
-    if report_path is not None:
-        from ..report import write_html
+    ending.report(report_path, final_graph, result, events, history.record.name)
 
-        path = write_html(report_path, final_graph, result, events, title=history.record.name)
-        if not json_lines:
-            err.print(escape_control(f"report: {path}"), highlight=False, markup=False)
-    if json_lines:
-        print(json.dumps({"event": "workflow_outputs", "outputs": outputs}, default=str), flush=True)
-    else:
-        out.print(summary_table(result))
+    def show_outputs() -> None:
         if outputs:
             out.print_json(json.dumps(outputs, default=str))
-    if not result.ok:
-        failed = next(
-            (t for t in result.tasks.values() if t.error is not None and t.status.value == "failed"), None
-        )
-        reason = (
-            f"step {failed.id!r} failed: {failed.error}" if failed else (result.error or "unknown reason")
-        )
-        fail(f"run {run_id} {result.status.value}: {reason}")
+
+    ending.summary(result, {"event": "workflow_outputs", "outputs": outputs}, show_outputs)
+    ending.finish(result, lambda result: _failure_reason(run_id, result))
+
+
+def _failure_reason(run_id: str, result: RunResult) -> str:
+    failed = next(
+        (t for t in result.tasks.values() if t.error is not None and t.status.value == "failed"), None
+    )
+    reason = f"step {failed.id!r} failed: {failed.error}" if failed else (result.error or "unknown reason")
+    return f"run {run_id} {result.status.value}: {reason}"
 
 
 def _resume_tools(run_id: str, meta: Mapping[str, Any], tools: list[str] | None) -> list[str]:

@@ -33,13 +33,12 @@ from planners.tsg import (
 )
 from tools import ToolRegistry
 
-from ..console import ProgressView, summary_table
+from ..console import ProgressView
 from ..devices import parse_labels
-from ..errors import DeviceError, JournalError, PlannerError
+from ..errors import PlannerError
 from ..events import Event
 from ..graph import LabelsTarget, Target, TaskGraph, TaskStatus
-from ..report import write_html
-from ..result import RunResult, RunStatus
+from ..result import RunResult
 from ..run import Orchestrator
 from ..terminal_text import escape_control, safe_text
 from .common import (
@@ -66,6 +65,7 @@ from .devices import (
     learn_fleet,
     with_fleet,
 )
+from .ending import RunEnding
 from .runs import JournalOption, NoJournalOption, journal_for, run_metadata
 
 if TYPE_CHECKING:
@@ -466,7 +466,7 @@ def run(
         max_concurrency=None,
         env=None,
     )
-    journaled: list[str] = []
+    ending = RunEnding(str(guide), json_lines, resume_tools=["planners.tsg.workflow_tools", *(tools or [])])
 
     async def execute() -> tuple[RunResult, list[Event], Any]:
         # Local agents offer the built-in tools (shell, sql, ...) and the --tools modules.
@@ -489,51 +489,21 @@ def run(
                 journal=None if no_journal else journal_for(journal),
             )
             async with orchestrator.start(graph, inputs=inputs, metadata=metadata) as handle:
-                if orchestrator.journal is not None:
-                    journaled.append(handle.run_id)
-                    err.print(
-                        f"run {handle.run_id}, journaled in {orchestrator.journal.where}",
-                        highlight=False,
-                        markup=False,
-                        soft_wrap=True,
-                    )
+                ending.journaled(handle.run_id, orchestrator.journal)
                 result, events = await watch(handle, view)
                 return result, events, handle.graph
 
-    def resume_hint() -> None:
-        if journaled:
-            again = "".join(f" --tools {t}" for t in ["planners.tsg.workflow_tools", *(tools or [])])
-            err.print(
-                f"continue it with: stepweave resume {journaled[0]}{again}", highlight=False, markup=False
-            )
-
-    try:
-        result, events, final_graph = asyncio.run(execute())
-    except KeyboardInterrupt:
-        resume_hint()
-        fail("interrupted", code=130)
-    except DeviceError as exc:
-        fail(f"{guide}: {exc}")
-    except JournalError as exc:
-        fail(str(exc))
-    if report is not None:
-        path = write_html(report, final_graph, result, events, title=compiled.guide.title)
-        if not json_lines:
-            err.print(f"report: {path}", highlight=False)
-    if json_lines:
-        memory = {
-            tid: _plain(t.output) for tid, t in result.tasks.items() if t.status is TaskStatus.SUCCEEDED
-        }
-        print(json.dumps({"event": "guide_memory", "steps": memory}, default=str), flush=True)
-    else:
-        out.print(summary_table(result))
-        out.print(_memory_table(compiled, result))
+    result, events, final_graph = ending.execute(execute())
+    ending.report(report, final_graph, result, events, compiled.guide.title)
+    memory = {tid: _plain(t.output) for tid, t in result.tasks.items() if t.status is TaskStatus.SUCCEEDED}
+    ending.summary(
+        result,
+        {"event": "guide_memory", "steps": memory},
+        lambda: out.print(_memory_table(compiled, result)),
+    )
     for line in _undecided(compiled, result):
         err.print(escape_control(line), highlight=False, markup=False)
-    if not result.ok:
-        if result.status is RunStatus.CANCELLED:
-            resume_hint()
-        fail(_failure(guide, compiled, result))
+    ending.finish(result, lambda result: _failure(guide, compiled, result))
 
 
 def _undecided(compiled: CompiledGuide, result: RunResult) -> list[str]:
