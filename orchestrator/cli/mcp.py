@@ -128,7 +128,13 @@ def serve(
     )
     ask_runner = _ask_runner(tools, allowed, allow_env, yes, model, base_url, timeout) if allow_ask else None
     approval = UnattendedApproval(ApprovalPolicy(yes=yes, allow_tools=allowed, suggest_allow=True))
-    orchestrator = _orchestrator(registry, approval, journal=None if no_journal else journal_for(journal))
+    orchestrator = _orchestrator(
+        registry,
+        approval,
+        # The tools' own questions (the approve tool) answered by --yes/--allow as the steps are.
+        prompter=approval.policy.prompter(),
+        journal=None if no_journal else journal_for(journal),
+    )
     names = ", ".join([s.name for s in served] + ([ASK_TOOL] if allow_ask else [])) or "none"
     err.print(f"serving tools: {names}", highlight=False, markup=False, soft_wrap=True)
     server = _server(served, orchestrator, approval, ask_runner, tools)
@@ -189,7 +195,13 @@ def _ask_runner(
             server_memory=memory,
         )
         # A failed step goes back to the model at once, as in `stepweave ask`.
-        orchestrator = _orchestrator(registry, approver, failure_policy="replan", replanner=planner.replanner)
+        orchestrator = _orchestrator(
+            registry,
+            approver,
+            prompter=approver.prompter,
+            failure_policy="replan",
+            replanner=planner.replanner,
+        )
         return await planner.ask(request, orchestrator, on_event=on_event, time_limit=timeout or None)
 
     return policy, ask
