@@ -28,12 +28,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Literal
 
 import aiomqtt
 
 from tools import Tool, ToolContext, ToolRegistry
+from tools.threads import use_runner
 
 from ..errors import ErrorKind, TaskTimeout
 from ..executors import LocalExecutor, ToolCall
@@ -67,6 +69,7 @@ from .protocol import (
 )
 from .settings import BrokerSettings
 from .signals import until_signalled
+from .tasks import TaskScope
 
 __all__ = ["DeviceAgent", "current_device", "parse_labels", "run_agent"]
 
@@ -183,9 +186,11 @@ class DeviceAgent:
         self._aliases: dict[str, _Job] = {}
         self._task_results: OrderedDict[tuple[str, str], Result] = OrderedDict()
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._background: set[asyncio.Task[Any]] = set()
         self._link: Link | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        #: Jobs, sends and the heartbeat loop, in the task group of ``_stack``.
+        self._tasks = TaskScope(None)
+        #: What ``__aenter__`` opened, closed in reverse by ``aclose``.
+        self._stack: AsyncExitStack | None = None
         self._seq = 0
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,7 +227,7 @@ class DeviceAgent:
         will = aiomqtt.Will(
             topics.status(self.device_id), encode(self._status("offline", "will")), qos=1, retain=True
         )
-        self._link = Link(
+        link = Link(
             self.settings,
             client_id=f"stepweave-agent-{self.device_id}-{self.session}",
             on_message=self._route,
@@ -237,10 +242,24 @@ class DeviceAgent:
             connect_timeout=self._connect_timeout,
             backoff=self._backoff,
         )
-        await self._link.__aenter__()
-        self._heartbeat_task = asyncio.create_task(
-            self._heartbeats(), name=f"stepweave-agent-{self.device_id}-heartbeat"
-        )
+        self._link = link  # before connecting: its on_connect announces through it
+        # Unwound in reverse: stop the jobs and the heartbeat, say "offline", disconnect,
+        # leave the task group, release the tool threads. The group comes first: requests
+        # that arrive as the link connects already start jobs in it.
+        async with AsyncExitStack() as stack:
+            stack.callback(self._local.close)
+            self._tasks = TaskScope(await stack.enter_async_context(asyncio.TaskGroup()))
+            self._stack = stack = stack.pop_all()
+        try:
+            await stack.enter_async_context(link)
+        except BaseException:
+            # Outside the group's block, so the error is not wrapped in an ExceptionGroup.
+            self._stack = None
+            await stack.aclose()
+            raise
+        stack.push_async_callback(self._go_offline)
+        stack.push_async_callback(self._tasks.stop)
+        self._tasks.start(self._heartbeats(), name=f"stepweave-agent-{self.device_id}-heartbeat")
         _log.info(
             "device %s online at %s with tools: %s",
             self.device_id,
@@ -259,25 +278,20 @@ class DeviceAgent:
         if self._stopping:
             return
         self._stopping = True
-        tasks: list[asyncio.Task[Any]] = []
-        if self._heartbeat_task is not None:
-            tasks.append(self._heartbeat_task)
-        tasks.extend(self._background)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _go_offline(self) -> None:
         link = self._link
-        if link is not None:
-            if link.connected:
-                # A clean disconnect suppresses the will, so say "offline" ourselves.
-                await link.publish(
-                    self.topics.status(self.device_id),
-                    encode(self._status("offline", "shutdown")),
-                    qos=1,
-                    retain=True,
-                )
-            await link.close()
-        self._local.close()
+        if link is not None and link.connected:
+            # A clean disconnect suppresses the will, so say "offline" ourselves.
+            await link.publish(
+                self.topics.status(self.device_id),
+                encode(self._status("offline", "shutdown")),
+                qos=1,
+                retain=True,
+            )
 
     async def serve_forever(self) -> None:
         """Serve until cancelled (the connection heals itself; only a refusal ends it)."""
@@ -340,7 +354,7 @@ class DeviceAgent:
             await asyncio.sleep(self.heartbeat_interval)
             # Not awaited: a QoS 1 acknowledgement that is slow to come (a busy or
             # reconnecting broker) must not hold back the next beat.
-            self._spawn(self._beat())
+            self._tasks.start(self._beat())
 
     # -- routing ----------------------------------------------------------------------
 
@@ -365,7 +379,7 @@ class DeviceAgent:
                 # Our own will, delivered late (the broker noticed a dead connection after
                 # we had reconnected): say we are online again.
                 _log.warning("device %s: a stale last will marked us offline; re-announcing", self.device_id)
-                self._spawn(self._announce())
+                self._tasks.start(self._announce())
         elif not retained and status.state == "online":
             _log.warning(
                 "device %s: another agent (session %s) uses the same device id",
@@ -386,7 +400,7 @@ class DeviceAgent:
                 job.cancel_reason = message.reason or "cancelled by the orchestrator"
                 job.task.cancel()
         else:  # Ping: an orchestrator wants proof of life now
-            self._spawn(self._beat(message))
+            self._tasks.start(self._beat(message))
 
     def _on_request(self, payload: bytes | bytearray) -> None:
         try:
@@ -404,14 +418,14 @@ class DeviceAgent:
         if outcome is not None:
             _log.info("device %s: %s seen before; re-sending its outcome", self.device_id, key)
             self._outcomes.move_to_end(key)
-            self._spawn(self._send(request, outcome, reliable=True))
+            self._tasks.start(self._send(request, outcome, reliable=True))
             return
         job = self._jobs.get(key)
         if job is not None:
             # A re-send (lost acknowledgement, or a failover back to us): same work, newer
             # correlation, so the result goes to the attempt now waiting for it.
             job.request = request
-            self._spawn(self._send(request, None, reliable=False))
+            self._tasks.start(self._send(request, None, reliable=False))
             return
         if self._same_task(request):
             return
@@ -425,14 +439,12 @@ class DeviceAgent:
                 message=message,
                 retryable=retryable,
             )
-            self._spawn(self._send(request, failure, reliable=True))
+            self._tasks.start(self._send(request, failure, reliable=True))
             return
         loop = asyncio.get_running_loop()
         job = self._jobs[key] = _Job(request, loop.time() + request.timeout)
         self._by_task[(request.run_id, request.task_id)] = job
-        job.task = loop.create_task(self._serve(job), name=f"stepweave-agent-{self.device_id}:{key}")
-        self._background.add(job.task)
-        job.task.add_done_callback(self._background.discard)
+        job.task = self._tasks.start(self._serve(job), name=f"stepweave-agent-{self.device_id}:{key}")
         grace = min(_ACCEPT_GRACE, request.ack_timeout / 4)
         job.accept_timer = loop.call_later(grace, self._accept, job)
 
@@ -445,7 +457,7 @@ class DeviceAgent:
                 "device %s: %s already succeeded here; re-sending its result", self.device_id, request.key
             )
             self._task_results.move_to_end(task)
-            self._spawn(self._send(request, done, reliable=True))
+            self._tasks.start(self._send(request, done, reliable=True))
             return True
         job = self._by_task.get(task)
         if job is None or (job.task is not None and job.task.done()):
@@ -454,7 +466,7 @@ class DeviceAgent:
         job.request = request
         job.aliases.append(request.key)
         self._aliases[request.key] = job
-        self._spawn(self._send(request, None, reliable=False))
+        self._tasks.start(self._send(request, None, reliable=False))
         return True
 
     def _refusal(self, request: TaskRequest) -> tuple[str, str, bool] | None:
@@ -477,7 +489,7 @@ class DeviceAgent:
     def _accept(self, job: _Job) -> None:
         job.accept_timer = None
         if job.task is not None and not job.task.done():
-            self._spawn(self._send(job.request, None, reliable=False))
+            self._tasks.start(self._send(job.request, None, reliable=False))
 
     # -- running ----------------------------------------------------------------------
 
@@ -486,6 +498,7 @@ class DeviceAgent:
         tool = self.tools.get(request.tool)
         correlation = _correlation(request, self.device_id)
         _current_device.set(self.device_id)  # this job's own context (its asyncio task)
+        use_runner(self._local.run_sync)  # blocking work the tool starts: the agent's threads
         started = time.monotonic()
         scope = asyncio.timeout_at(job.deadline)
         try:
@@ -555,7 +568,7 @@ class DeviceAgent:
         request = job.request
 
         def send(progress: Progress) -> None:
-            job.progress = self._spawn(self._send(job.request, progress, reliable=False))
+            job.progress = self._tasks.start(self._send(job.request, progress, reliable=False))
 
         def report(fraction: float | None, message: str) -> None:
             progress = Progress(
@@ -604,12 +617,6 @@ class DeviceAgent:
         qos = 0 if isinstance(message, Progress) else 1
         with contextlib.suppress(BrokerConnectionError):  # closing: orchestrators fail our tasks over
             await self._link.publish(topic, payload, qos=qos, reliable=reliable)
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
 
 
 def _check_transport(

@@ -35,6 +35,7 @@ import logging
 import secrets
 import time
 from collections.abc import Collection
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -72,6 +73,7 @@ from .protocol import (
 )
 from .registry import DeviceInfo, DeviceRegistry, _Device
 from .settings import BrokerSettings
+from .tasks import TaskScope
 from .trust import DeviceTrust
 
 __all__ = ["DeviceExecutor"]
@@ -194,7 +196,9 @@ class DeviceExecutor:
     """Runs tool calls on remote device agents through an MQTT broker.
 
     Enter it (``async with``) to connect; it may be entered by several runs at once and
-    disconnects after the last one leaves.
+    disconnects after the last one leaves. Each connection is one ``AsyncExitStack``:
+    one ``TaskGroup`` for the background sends, the link, and the shutdown, unwound in
+    reverse when the last user leaves (or on ``aclose``).
 
     Args:
         broker: ``mqtt://`` / ``mqtts://`` URL or ``BrokerSettings``; ``None`` reads
@@ -288,9 +292,12 @@ class DeviceExecutor:
         self._digests: dict[Tool, str] = {}
         #: Device-only tools as announced after the run learned them, by schema digest.
         self._versions: dict[str, RemoteTool] = {}
-        self._background: set[asyncio.Task[Any]] = set()
         self._change = asyncio.Event()
         self._link: Link | None = None
+        #: The open connection: link, task group, shutdown (``None`` while closed).
+        self._stack: AsyncExitStack | None = None
+        #: Background sends of the open connection, in its task group.
+        self._tasks = TaskScope(None)
         self._users = 0
         self._lock = asyncio.Lock()
         self._closed = False
@@ -349,10 +356,29 @@ class DeviceExecutor:
             connect_timeout=self._connect_timeout,
             backoff=self._backoff,
         )
-        await link.__aenter__()
-        self._link = link
+        # The task group first: the retained statuses that arrive as the link connects
+        # already start pings in it.
+        async with AsyncExitStack() as stack:
+            self._tasks = TaskScope(await stack.enter_async_context(asyncio.TaskGroup()))
+            self._stack = stack = stack.pop_all()
+        try:
+            self._link = await stack.enter_async_context(link)
+        except BaseException:
+            # Outside the group's block, so the error is not wrapped in an ExceptionGroup.
+            await self._close()
+            raise
+        # Unwound in reverse: stop waiting jobs, give their cancel messages ``ack_timeout``
+        # to reach the devices, cancel what is left, disconnect, leave the task group.
+        stack.callback(setattr, self, "_link", None)
+        stack.push_async_callback(self._tasks.stop, self._ack_timeout)
+        stack.callback(self._shutdown)
 
     async def _close(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _shutdown(self) -> None:
         self._closed = True
         for timer in self._muted.values():
             timer.cancel()
@@ -363,20 +389,9 @@ class DeviceExecutor:
             if job.outcome is not None and not job.outcome.done():
                 job.outcome.set_result(_Lost("the device executor was closed"))
         self._assigner.close()
-        if self._background:
-            # Let cancel messages reach their devices before we disconnect.
-            await asyncio.wait(self._background, timeout=self._ack_timeout)
-            leftovers = list(self._background)
-            for task in leftovers:
-                task.cancel()
-            await asyncio.gather(*leftovers, return_exceptions=True)
         self._registry.close()
         if self._startup is not None:
-            self._startup.cancel()
-            await asyncio.gather(self._startup, return_exceptions=True)
-        link, self._link = self._link, None
-        if link is not None:
-            await link.close()
+            self._startup.cancel()  # a task of the group: its exit waits for it
 
     # -- public views -----------------------------------------------------------------
 
@@ -458,7 +473,9 @@ class DeviceExecutor:
         if self._startup is None:
             # First the burst of retained statuses (a run started right after connecting would
             # otherwise see no device yet), then those devices' answers: both event-driven.
-            self._startup = asyncio.ensure_future(self._settled(self._startup_wait))
+            self._startup = self._tasks.start(
+                self._settled(self._startup_wait), name="stepweave-devices-startup"
+            )
         if not self._startup.done():
             await asyncio.shield(self._startup)
 
@@ -643,7 +660,7 @@ class DeviceExecutor:
             # Our cancellation also cancels the awaited future: only a real outcome means
             # the device has already stopped on its own.
             if outcome.cancelled() or not outcome.done():
-                self._spawn(self._cancel_remote(device, job.key))
+                self._tasks.start(self._cancel_remote(device, job.key))
             raise
         finally:
             job.stop_ack_timer()
@@ -698,7 +715,7 @@ class DeviceExecutor:
             return
         _log.info("task %s: no acknowledgement from %s yet; re-sending", job.key, device.device_id)
         self._ping(device.device_id)
-        self._spawn(self._send(job))
+        self._tasks.start(self._send(job))
 
     def _probe(self, job: _Job, device: _Device, attempt: int) -> None:
         """Ask ``device`` whether it ever received ``job``'s request, before giving up on it.
@@ -741,13 +758,8 @@ class DeviceExecutor:
             # with QoS 1 flows crossing both ways).
             message = encode(Ping(id=ping_id, keys=list(keys)))
             qos = 1 if keys else 0
-            self._spawn(self._link.publish(self.topics.control(device_id), message, qos=qos))
+            self._tasks.start(self._link.publish(self.topics.control(device_id), message, qos=qos))
         return ping_id
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _resend(self, jobs: Collection[str]) -> None:
         for key in jobs:
@@ -755,7 +767,7 @@ class DeviceExecutor:
             if job is not None and job.waiting and job.device is not None:
                 job.unacknowledged = 0
                 job.misses = 0
-                self._spawn(self._send(job))
+                self._tasks.start(self._send(job))
 
     # -- connection events ------------------------------------------------------------
 
@@ -883,13 +895,13 @@ class DeviceExecutor:
                     self._listening.add(device_id)
                 self._ping(device_id)  # an echo sent before we listened would be lost
 
-        self._spawn(follow())
+        self._tasks.start(follow())
 
     def _unfollow(self, device_id: str) -> None:
         if device_id in self._followed and self._link is not None:
             self._followed.discard(device_id)
             self._listening.discard(device_id)
-            self._spawn(self._link.unsubscribe(self.topics.heartbeat(device_id)))
+            self._tasks.start(self._link.unsubscribe(self.topics.heartbeat(device_id)))
 
     def _mute(self, device_id: str) -> None:
         """A device floods its heartbeat topic: stop the broker sending it to us for a while."""
@@ -1002,7 +1014,7 @@ class DeviceExecutor:
                 # the way. Asking again returns the cached result.
                 _log.info("task %s: %s no longer holds it; asking for its result again", key, device_id)
                 job.misses = 0
-                self._spawn(self._send(job))
+                self._tasks.start(self._send(job))
 
     def _on_echo(self, device: _Device, beat: Heartbeat) -> None:
         """A heartbeat answering one of our pings: the device answers; maybe a probe's verdict."""

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from types import TracebackType
 
 import aiomqtt
@@ -22,6 +23,7 @@ from aiomqtt.exceptions import MqttConnectError
 
 from .errors import BrokerConnectionError
 from .settings import BrokerSettings
+from .tasks import TaskScope
 
 __all__ = ["Link"]
 
@@ -46,6 +48,10 @@ class Link:
     ``on_message`` runs for every message, synchronously and in order (aiomqtt has one
     queue per client, so one consumer routes by topic). ``on_connect`` runs after each
     (re)connection and subscription, before messages flow: re-announce, re-send.
+
+    The connection loop is a task of the link's own ``TaskGroup``, entered (with its
+    stop) on one ``AsyncExitStack`` that ``close`` unwinds, as aiomqtt keeps a client's
+    background loops in one task group.
     """
 
     def __init__(
@@ -80,7 +86,8 @@ class Link:
         self._connected = asyncio.Event()
         self._fatal: BrokerConnectionError | None = None
         self._closed = False
-        self._task: asyncio.Task[None] | None = None
+        self._entered = False
+        self._stack: AsyncExitStack | None = None
         self._first: asyncio.Future[None] | None = None
         self._last_error = "no attempt yet"
         #: Connections made so far (a reconnect increments it).
@@ -89,10 +96,18 @@ class Link:
     # -- lifecycle --------------------------------------------------------------------
 
     async def __aenter__(self) -> Link:
-        if self._task is not None:
+        if self._entered:
             raise RuntimeError("a Link can be entered only once")
+        self._entered = True
         self._first = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._run(), name=f"stepweave-mqtt-{self.client_id}")
+        async with AsyncExitStack() as stack:
+            tasks = TaskScope(await stack.enter_async_context(asyncio.TaskGroup()))
+            stack.push_async_callback(tasks.stop)
+            stack.callback(self._stop_reconnecting)  # first on exit: publishers see it
+            tasks.start(self._run(), name=f"stepweave-mqtt-{self.client_id}")
+            self._stack = stack.pop_all()
+        # Waited for outside the stack: an error leaving a TaskGroup's block would come
+        # out wrapped in an ExceptionGroup; ``close`` unwinds the stack without it.
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.shield(self._first)
@@ -114,18 +129,14 @@ class Link:
 
     async def close(self) -> None:
         """Disconnect cleanly (no last will is sent) and stop reconnecting."""
+        self._stop_reconnecting()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _stop_reconnecting(self) -> None:
         self._closed = True
         self._connected.set()  # wake publishers waiting for a connection: they will see _closed
-        task = self._task
-        if task is None:
-            return
-        while not task.done():
-            # Cancel again if needed: on Python 3.11 a cancellation can be swallowed inside
-            # aiomqtt (asyncio.wait_for), and close() must not hang on that.
-            task.cancel()
-            await asyncio.wait([task], timeout=1.0)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("the connection loop of %s failed", self.client_id, exc_info=task.exception())
 
     @property
     def connected(self) -> bool:
@@ -233,6 +244,19 @@ class Link:
         return client
 
     async def _run(self) -> None:
+        try:
+            await self._reconnecting()
+        except Exception as exc:
+            # A bug, not a broker problem: log it and fail whoever waits for a connection,
+            # rather than cancel whichever task happened to open the link (the task group's
+            # answer to a failed child).
+            _log.error("the connection loop of %s failed", self.client_id, exc_info=exc)
+            self._fatal = BrokerConnectionError(f"the connection loop of {self.client_id} failed: {exc!r}")
+            if self._first is not None and not self._first.done():
+                self._first.set_exception(self._fatal)
+            self._connected.set()
+
+    async def _reconnecting(self) -> None:
         delay = self._backoff[0]
         while not self._closed:
             connection: _Connection | None = None
