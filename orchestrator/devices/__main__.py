@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..errors import DeviceError
+from ..telemetry.sdk import configure_from_env
 from .agent import DeviceAgent, parse_labels, run_agent
 from .broker import run_broker
 from .fleet import AGENT_READY
@@ -99,4 +100,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    configure_from_env()  # OpenTelemetry from OTEL_* variables, as the stepweave command does
     sys.exit(main())
