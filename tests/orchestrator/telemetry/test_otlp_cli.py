@@ -77,3 +77,35 @@ def test_without_otel_variables_the_cli_imports_no_opentelemetry(tmp_path: Path)
         check=True,
     )
     assert proc.stdout.strip() == "False"
+
+
+DEVICE_FLOW = """\
+name: remote
+steps:
+  - id: far
+    tool: work
+    args: {seconds: 0}
+    target: any-device
+"""
+AGENT_TOOLS = Path(__file__).resolve().parents[1] / "devices" / "agent_tools.py"
+
+
+def test_local_agent_processes_export_into_the_runs_trace(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(DEVICE_FLOW)
+    with OTLPReceiver() as receiver:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "fleet"}
+        args = ["run", "flow.yaml", "--tools", str(AGENT_TOOLS), "--local-agents", "1", "--no-journal"]
+        proc = _stepweave(args, tmp_path, env)
+        assert proc.returncode == 0, proc.stderr
+        # The agent process exports when it is stopped, which the run does not wait for.
+        spans = receiver.wait_for_spans(lambda got: any(s.name == "device call work" for s in got))
+    by_name = {s.name: s for s in spans}
+    run, attempt = by_name["run remote"], by_name["task work"]
+    dispatch, call = by_name["dispatch work"], by_name["device call work"]
+    assert {s.trace_id for s in spans} == {run.trace_id}
+    assert (attempt.parent_span_id, dispatch.parent_span_id, call.parent_span_id) == (
+        run.span_id,
+        attempt.span_id,
+        dispatch.span_id,
+    )
+    assert call.attributes["stepweave.device.id"] == dispatch.attributes["stepweave.device.id"] == "local-1"
