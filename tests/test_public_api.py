@@ -38,6 +38,7 @@ EXPECTED = {
         "load_tools", "mosquitto_acl", "mosquitto_config", "mosquitto_password_line", "parse_labels",
         "redact_url", "run_agent", "run_broker", "spawn_agent", "write_password_file",
     },
+    "orchestrator.telemetry": {"enabled"},
 }  # fmt: skip
 
 
