@@ -12,6 +12,10 @@ Dependency outcomes decide what a task does once all of them have ended:
   skipped (conditions propagate down a branch); is CANCELLED if one failed.
 - ``join: any`` (an OR-join): runs if at least one dependency succeeded.
 - then ``when`` is evaluated: false means SKIPPED.
+
+This module is the hot path: readiness, dispatch and ending, tuned together. The policy
+types and the gates only some tasks pass (approval, write-ahead, retries, timeouts,
+concurrency limits) live in ``orchestrator/scheduling/``.
 """
 
 from __future__ import annotations
@@ -622,7 +626,7 @@ class Scheduler:
             self._end(node, _FAILED, error=TaskError.from_exception(exc, retryable=False))
 
     def _attempts(self, node: Node) -> Awaitable[Any]:
-        """The attempts of one task: its only attempt, or a retry loop (tenacity)."""
+        """The attempts of one task: its only attempt, or the gated path (scheduling/gates.py)."""
         result = node.result
         result.status = _RUNNING
         result.started_at = time.time()
