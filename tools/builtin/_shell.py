@@ -235,16 +235,27 @@ async def shell(
 
     started = time.monotonic()
     ctx.logger.debug("shell: running %r", argv)
+    cancelled_while_starting = False
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=child_env,
-            start_new_session=True,
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+                env=child_env,
+                start_new_session=True,
+            )
         )
+        try:
+            proc = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The program runs while its pipes are being connected. Cancelled there, asyncio
+            # would kill the program alone and wait for every process holding its pipes (a
+            # `sleep 30 &` held the call for 30 s): let the start finish, stop the group below.
+            cancelled_while_starting = True
+            proc = await starting
     except (FileNotFoundError, NotADirectoryError) as exc:
         if cwd is not None and exc.filename == cwd:
             raise ToolError(f"cwd {cwd!r} is not an existing directory", retryable=False) from None
@@ -270,6 +281,8 @@ async def shell(
         helpers.append(asyncio.create_task(_feed(proc.stdin, stdin.encode("utf-8"))))
     timed_out = False
     try:
+        if cancelled_while_starting:
+            raise asyncio.CancelledError
         try:
             async with asyncio.timeout(timeout):
                 await _leader_exited(proc, waiter)

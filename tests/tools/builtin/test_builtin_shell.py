@@ -110,6 +110,25 @@ async def test_cancellation_kills_the_process_tree(tmp_path: Path) -> None:
     await wait_until_gone(grandchild)
 
 
+async def test_cancellation_while_the_program_starts_stops_the_group_at_once(tmp_path: Path) -> None:
+    # Cancelled right after the fork, while asyncio connects the pipes (about one try in
+    # five hits that window): asyncio alone would kill the program and wait for the
+    # background `sleep` holding its pipes, here 20 s.
+    pidfile = tmp_path / "pidfile"
+    for _ in range(10):
+        call = asyncio.create_task(
+            shell.invoke({"argv": ["sh", "-c", TREE_SCRIPT.replace("30", "20")], "cwd": str(tmp_path)}, CTX)
+        )
+        await asyncio.sleep(0)
+        call.cancel()
+        async with asyncio.timeout(10):
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        if (text := read_text_if_any(pidfile)).endswith("\n"):
+            await wait_until_gone(int(text))
+        pidfile.unlink(missing_ok=True)
+
+
 async def test_background_process_holding_the_output_is_stopped(tmp_path: Path) -> None:
     script = "sleep 30 & echo $! > pidfile; echo started"
     result = await shell.invoke({"argv": ["sh", "-c", script], "cwd": str(tmp_path)}, CTX)
