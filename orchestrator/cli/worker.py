@@ -172,6 +172,7 @@ class Worker:
         kept = sum(r.ok for r in history.results.values())
         self.log(f"run {run_id} ({history.record.name or 'unnamed'}): claimed, {kept} step(s) already done")
         self._runs[run_id] = handle
-        async with handle:
+        # One orchestrator per run in a long-lived process: close its tool threads after.
+        async with orchestrator, handle:
             result = await handle.wait()
         self.log(f"run {run_id}: {result.status.value}" + (f" ({result.error})" if result.error else ""))
