@@ -142,6 +142,37 @@ def slow_reason(item: pytest.Item) -> str | None:
     return None
 
 
+def _deselects_slow(config: pytest.Config) -> bool:
+    """Whether ``-m`` leaves out every ``slow`` test, whatever other markers it carries."""
+    expression = config.getoption("markexpr", "")
+    if not expression:
+        return False
+    try:
+        from _pytest.mark.expression import Expression  # the parser behind -m
+    except ImportError:  # moved in a later pytest: collect everything, deselect as usual
+        return False
+    compiled = Expression.compile(expression)
+
+    def only_slow(name: str, /, **_: str | int | bool | None) -> bool:
+        return name == "slow"
+
+    def every_marker(name: str, /, **_: str | int | bool | None) -> bool:
+        return True
+
+    return not compiled.evaluate(only_slow) and not compiled.evaluate(every_marker)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With slow tests left out, their directories are not even imported (seconds saved)."""
+    if (
+        collection_path.parent == TESTS
+        and collection_path.name in SLOW_DIRECTORIES
+        and _deselects_slow(config)
+    ):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         reason = slow_reason(item)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import starts_process
+from tests.conftest import _deselects_slow, starts_process
 from tests.orchestrator.journal.conftest import new_journal
 from tests.orchestrator.journal.pg_server import server
 
@@ -101,3 +101,29 @@ def test_the_fast_loop_is_documented_and_the_marker_registered() -> None:
     assert '`python -m pytest -m "not slow"`' in (root / "README.md").read_text()
     markers = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
     assert any(marker.startswith("slow:") for marker in markers)
+
+
+class _Config:
+    def __init__(self, markexpr: str) -> None:
+        self.markexpr = markexpr
+
+    def getoption(self, name: str, default: str = "") -> str:
+        assert name == "markexpr"
+        return self.markexpr
+
+
+@pytest.mark.parametrize(
+    ("markexpr", "skips_slow_directories"),
+    [
+        ("not slow", True),
+        ("not slow and not live_llm", True),
+        ("", False),
+        ("slow", False),
+        ("not slow or live_llm", False),  # an e2e test marked live_llm would be selected
+        ("live_llm", False),
+    ],
+)
+def test_slow_directories_are_not_collected_only_when_m_leaves_every_slow_test_out(
+    markexpr: str, skips_slow_directories: bool
+) -> None:
+    assert _deselects_slow(_Config(markexpr)) is skips_slow_directories  # type: ignore[arg-type]
