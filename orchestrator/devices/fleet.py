@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
 from types import TracebackType
 
 from ..errors import DeviceError
@@ -179,6 +180,7 @@ class LocalFleet:
         self._ready_timeout = ready_timeout
         self.broker: LocalBroker | None = None
         self.agents: list[AgentProcess] = []
+        self._stack: AsyncExitStack | None = None
 
     @property
     def url(self) -> str:
@@ -189,11 +191,20 @@ class LocalFleet:
         return self.broker.url
 
     async def __aenter__(self) -> LocalFleet:
-        if self._broker_url is None:
-            self.broker = LocalBroker()
-            if self.broker.kind == "amqtt":
-                _log.warning(DEVELOPMENT_WARNING)
-            await self.broker.__aenter__()
+        async with AsyncExitStack() as stack:
+            # Unwound in reverse on exit (or on a failed start): agents, then the broker.
+            if self._broker_url is None:
+                broker = LocalBroker()
+                if broker.kind == "amqtt":
+                    _log.warning(DEVELOPMENT_WARNING)
+                self.broker = await stack.enter_async_context(broker)
+                stack.callback(setattr, self, "broker", None)
+            stack.push_async_callback(self._stop_agents)
+            await self._start_agents()
+            self._stack = stack.pop_all()
+        return self
+
+    async def _start_agents(self) -> None:
         started = await asyncio.gather(
             *(
                 spawn_agent(
@@ -213,15 +224,15 @@ class LocalFleet:
         self.agents = [a for a in started if isinstance(a, AgentProcess)]
         failures = [e for e in started if isinstance(e, BaseException)]
         if failures:
-            await self.__aexit__(None, None, None)
             raise failures[0]
-        return self
+
+    async def _stop_agents(self) -> None:
+        agents, self.agents = self.agents, []
+        await asyncio.gather(*(agent.stop() for agent in agents))
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        agents, self.agents = self.agents, []
-        await asyncio.gather(*(agent.stop() for agent in agents))
-        if self.broker is not None:
-            await self.broker.__aexit__(None, None, None)
-            self.broker = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
