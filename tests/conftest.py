@@ -5,8 +5,8 @@ in subprocesses), it runs a PostgreSQL variant (a parameter ``postgres``), or it
 one of its fixtures starts a process (``subprocess``, ``asyncio.create_subprocess_*``,
 ``anyio.open_process``, an MQTT ``LocalBroker``, MCP sessions (``mcp_tools``,
 ``McpServers``: their servers are processes), or an argv naming ``sys.executable``),
-directly or through a function or class of the test suite they call. New tests are classified by what they do; nobody has
-to remember to mark them.
+directly or through a function or class of the test suite they call. The rule reads the
+source, so new tests are classified by what they do; nobody has to remember to mark them.
 
 The PostgreSQL server (``pg_server.server``) counts only where a test or a fixture calls
 it itself: the backend helpers (``new_journal``) start it for the ``postgres`` variant
@@ -25,7 +25,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio
 import pytest
@@ -86,10 +86,9 @@ def _referenced(node: ast.AST, namespace: dict[str, Any]) -> Iterator[object]:
                 yield getattr(base, child.attr, None)
 
 
-def _in_suite(obj: object) -> bool:
-    return (inspect.isfunction(obj) or inspect.isclass(obj)) and getattr(obj, "__module__", "").startswith(
-        "tests."
-    )
+def _in_suite(obj: object) -> TypeGuard[Callable[..., Any] | type]:
+    """A function or class of the test suite (its source is read in turn)."""
+    return (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("tests.")
 
 
 @cache
@@ -115,7 +114,7 @@ def starts_process(obj: Callable[..., Any] | type, *, top: bool = True, seen: se
                 return True
         except TypeError:  # unhashable
             continue
-        if _in_suite(found) and found not in dispatched and starts_process(found, top=False, seen=seen):  # type: ignore[arg-type]
+        if _in_suite(found) and found not in dispatched and starts_process(found, top=False, seen=seen):
             return True
     return False
 
