@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .result import RunResult, RunStatus, TaskError, TaskResult
     from .run import GraphSource, InflightPolicy, Orchestrator, Run
-    from .scheduler import Approver, FailurePolicy, Replanner, ReplanRequest
+    from .scheduler import Approver, FailurePolicy, Replanner, ReplanRequest, RunPolicy
 
 __all__ = [
     "Approver",
@@ -79,6 +79,7 @@ __all__ = [
     "RunEnded",
     "RunError",
     "RunNotFound",
+    "RunPolicy",
     "RunResult",
     "RunResumed",
     "RunStarted",
@@ -135,6 +136,7 @@ _LAZY = {
     "RunEnded": ".events",
     "RunError": ".errors",
     "RunNotFound": ".errors",
+    "RunPolicy": ".scheduler",
     "RunResult": ".result",
     "RunResumed": ".events",
     "RunStarted": ".events",

@@ -31,7 +31,7 @@ from typing import Any
 from tools import Tool, ToolContext, ToolError, ToolRegistry
 from tools.prompter import default_prompter
 
-from .errors import GraphEditError, GraphValidationError
+from .errors import ErrorKind, GraphEditError, GraphValidationError
 from .events import (
     Event,
     GraphEdited,
@@ -417,7 +417,7 @@ class Scheduler:
             skip = node.n_ok == 0 and not blocked and node.n_skipped > 0
         if blocked:
             message = f"not run: dependency {node.blocked_by!r} did not succeed"
-            self._end(node, _CANCELLED, error=TaskError("UpstreamFailed", message, False))
+            self._end(node, _CANCELLED, error=TaskError(ErrorKind.UPSTREAM_FAILED, message, False))
             return
         if skip:
             self._end(node, _SKIPPED)
@@ -454,11 +454,11 @@ class Scheduler:
                 f"for_each of task {task.id!r} must evaluate to a list, got {type(items).__name__}"
                 f" ({task.for_each})"
             )
-            self._end(node, _FAILED, error=TaskError("ForEachError", message, False))
+            self._end(node, _FAILED, error=TaskError(ErrorKind.FOR_EACH_ERROR, message, False))
             return
         if len(items) > MAX_FAN_OUT:
             message = f"for_each of task {task.id!r} yielded {len(items)} items; the limit is {MAX_FAN_OUT}"
-            self._end(node, _FAILED, error=TaskError("ForEachError", message, False))
+            self._end(node, _FAILED, error=TaskError(ErrorKind.FOR_EACH_ERROR, message, False))
             return
         node.result.status = _RUNNING
         node.result.started_at = time.time()
@@ -514,7 +514,7 @@ class Scheduler:
             message = (
                 f"{len(failed)} of {len(children)} items failed; first, {first.task.id}: {first.result.error}"
             )
-            self._end(parent, _FAILED, error=TaskError("ItemFailed", message, False))
+            self._end(parent, _FAILED, error=TaskError(ErrorKind.ITEM_FAILED, message, False))
         else:
             self._end(parent, _CANCELLED, error=self._cancel_error())
 
@@ -575,7 +575,7 @@ class Scheduler:
 
     def _cancel_error(self) -> TaskError:
         reason = self._error or "run cancelled"
-        return TaskError("Cancelled", f"cancelled: {reason}", False)
+        return TaskError(ErrorKind.CANCELLED, f"cancelled: {reason}", False)
 
     def _abort(self, reason: str) -> None:
         """Cancel everything still running or waiting; used by fail-fast and ``cancel()``."""

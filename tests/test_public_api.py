@@ -21,7 +21,7 @@ EXPECTED = {
         "GraphValidationError", "InflightPolicy", "Journal", "JournalCorrupt", "JournalError",
         "JournalVersionError", "LabelsTarget", "LocalExecutor", "Orchestrator", "PlannerError",
         "ReplanRequest", "Replanner", "ResumeError", "Run", "RunCancelled", "RunEnded", "RunError",
-        "RunNotFound", "RunResult", "RunResumed", "RunStarted", "RunStatus", "StepweaveError", "Target", "Task", "TaskAdded", "TaskEnded",
+        "RunNotFound", "RunPolicy", "RunResult", "RunResumed", "RunStarted", "RunStatus", "StepweaveError", "Target", "Task", "TaskAdded", "TaskEnded",
         "TaskError", "TaskFailed", "TaskGraph", "TaskProgress", "TaskReady", "TaskResult",
         "TaskRetrying", "TaskStarted", "TaskStatus", "TaskTimeout", "ToolCall", "WorkflowError",
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import ErrorKind
 from ..result import TaskError
 from .node import Node
 from .policy import Approver
@@ -40,4 +41,4 @@ async def check_approval(
     # Rendering may fail (a bad expression): that fails the task before anyone is asked.
     args = render_args(node) if node.dynamic_args else task.args
     if not await approver(task, args):
-        raise ApprovalRefused(TaskError("ApprovalDenied", f"task {task.id!r} was not approved", False))
+        raise ApprovalRefused(TaskError(ErrorKind.APPROVAL_DENIED, f"task {task.id!r} was not approved", False))

@@ -13,6 +13,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ..errors import ErrorKind
 from ..result import TaskError, is_retryable
 from .node import Node
 
@@ -38,7 +39,7 @@ async def with_retries(
     def before_sleep(state: RetryCallState) -> None:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        error = TaskError.from_exception(exc) if exc else TaskError("Error", "unknown", True)
+        error = TaskError.from_exception(exc) if exc else TaskError(ErrorKind.UNKNOWN, "unknown", True)
         delay = state.next_action.sleep if state.next_action else 0.0
         on_retry(node, state.attempt_number + node.offset, error, delay)
 
