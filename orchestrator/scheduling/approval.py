@@ -41,4 +41,6 @@ async def check_approval(
     # Rendering may fail (a bad expression): that fails the task before anyone is asked.
     args = render_args(node) if node.dynamic_args else task.args
     if not await approver(task, args):
-        raise ApprovalRefused(TaskError(ErrorKind.APPROVAL_DENIED, f"task {task.id!r} was not approved", False))
+        raise ApprovalRefused(
+            TaskError(ErrorKind.APPROVAL_DENIED, f"task {task.id!r} was not approved", False)
+        )
