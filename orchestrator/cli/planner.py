@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TIMEOUT", "ask_registry", "register"]
 
+#: Per model call (LLMPlanner's defaults): a hung server fails in a minute, a stalled
+#: stream in half of one; slow local servers on small machines may need more.
+DEFAULT_FIRST_TOKEN_TIMEOUT, DEFAULT_IDLE_TIMEOUT = 60.0, 30.0
 #: Seconds an ask may take in all (planning, every step, answering) unless --timeout says.
 DEFAULT_TIMEOUT = 900.0
 
@@ -188,6 +191,25 @@ def ask(
             "--timeout", min=0, help="Seconds the whole ask may take; 0 for no limit.", show_default=True
         ),
     ] = DEFAULT_TIMEOUT,
+    first_token_timeout: Annotated[
+        float,
+        typer.Option(
+            "--first-token-timeout",
+            min=0,
+            help="Seconds a model call may send nothing before it fails, naming the server "
+            "(a hung server); 0 for no limit.",
+            show_default=True,
+        ),
+    ] = DEFAULT_FIRST_TOKEN_TIMEOUT,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=0,
+            help="Seconds a model's answer may stall mid-stream before the call fails; 0 for no limit.",
+            show_default=True,
+        ),
+    ] = DEFAULT_IDLE_TIMEOUT,
     response_format: Annotated[
         str,
         typer.Option(
@@ -295,6 +317,8 @@ def ask(
         target=target,
         placement=placement,
         response_format=cast("ResponseFormatChoice", response_format),
+        first_token_timeout=first_token_timeout or None,
+        idle_timeout=idle_timeout or None,
         # What each server accepted is remembered across runs: no probing every time.
         server_memory=ServerMemory.persistent(),
     )

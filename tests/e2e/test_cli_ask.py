@@ -344,3 +344,28 @@ async def test_a_forced_response_format_is_what_the_server_sees() -> None:
         code, _, stderr = await ask("Wait", "--response-format", "prompt", env=server_env(server))
         assert code == 0, stderr
         assert [r.response_format_type for r in server.completions] == [None, None]
+
+
+async def test_a_hung_server_fails_at_the_first_token_timeout_given_on_the_command_line() -> None:
+    """--first-token-timeout: a server that accepts the call and sends nothing fails the ask
+    in about that time, naming the server, instead of the 60 s default."""
+    async with OpenAITestServer() as server:
+        server.queue(
+            ScriptedReply.plan([{"id": "t1", "tool": "wait", "args": {"seconds": 0}}], first_delay=3600)
+        )
+        started = time.monotonic()
+        code, _, stderr = await ask(
+            "Wait", "--first-token-timeout", "1", "--timeout", "50", env=server_env(server)
+        )
+        took = time.monotonic() - started
+    assert code == 1, stderr
+    flat = " ".join(stderr.split())
+    assert "sent nothing for 1s" in flat and server.base_url.split("//")[1].split("/")[0] in flat, flat
+    assert took < 40  # not the 60 s default, nor the whole --timeout
+
+
+async def test_timeouts_on_the_command_line_must_not_be_negative() -> None:
+    code, _, stderr = await ask(
+        "Wait", "--idle-timeout", "-1", env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    )
+    assert code == 2 and "--idle-timeout" in stderr
