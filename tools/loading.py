@@ -25,10 +25,11 @@ def load_tools(specs: Sequence[str], into: ToolRegistry | None = None) -> ToolRe
     with ``register_callable``. Raises ``ValueError`` naming the module when one cannot
     be imported, provides neither, or defines a tool whose name is already taken.
     """
-    # Imported here: tools.builtin itself imports the tools package.
-    from .builtin import registered_callables
-
     registry = ToolRegistry() if into is None else into
+    if specs:
+        # Imported here, and only with modules to load: tools.builtin itself imports the
+        # tools package, and the python tool's module is not needed otherwise.
+        from .builtin import registered_callables
     for spec in specs:
         callables = len(registered_callables())
         try:

@@ -23,7 +23,6 @@ literally: a ``str`` never as Rich markup, control characters as visible escapes
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Iterable
@@ -34,6 +33,8 @@ from ._terminal_text import escape_control
 
 # Rich is imported when a prompter is made, not with `tools`: most processes never ask.
 if TYPE_CHECKING:
+    import asyncio
+
     from rich.console import Console
     from rich.text import Text
 
@@ -164,6 +165,8 @@ class Prompter:
     def _one_at_a_time(self) -> asyncio.Lock:
         # Made lazily, for the running loop: a lock made at import (or under another loop)
         # would belong to no loop or the wrong one.
+        import asyncio  # here, as rich: `tools` is imported by commands that never ask
+
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock = asyncio.Lock()
@@ -199,6 +202,8 @@ class Prompter:
 
 async def _read_line(fd: int) -> str:
     """One line from a terminal descriptor, without blocking the event loop."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     readable: asyncio.Future[None] = loop.create_future()
 

@@ -12,7 +12,6 @@ it at no cost per step.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from typing import Any
@@ -24,6 +23,8 @@ SyncRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 async def _to_thread(call: Callable[[], Any]) -> Any:
+    import asyncio  # here: `tools` is imported by commands that never run anything (validate)
+
     return await asyncio.to_thread(call)
 
 
