@@ -186,7 +186,9 @@ class GraphEdit(BaseModel):
     dependencies) and may not create a cycle. New tasks may depend on finished ones.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validator built on first use (~4 ms): only replanning and journals use edits, and
+    # every command that imports the graph model (validate, --help of a flow) would pay it.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     add: list[Task] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)

@@ -17,20 +17,28 @@ and live views use; ``escape_for_terminal`` is for the places that build a marku
 
 from __future__ import annotations
 
-from rich.markup import escape as _escape_markup
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 # The escaping itself sits in `tools` (the bottom layer, whose Prompter needs it too).
 from tools._terminal_text import escape_control
+
+# Rich is imported where it is used: every command imports this module, and a `validate`
+# that succeeds into a pipe prints no Rich markup or Text at all.
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["escape_control", "escape_for_terminal", "safe_text"]
 
 
 def escape_for_terminal(text: str, *, multiline: bool = True) -> str:
     """``text`` made safe to interpolate into a Rich markup string: controls escaped, markup escaped."""
-    return _escape_markup(escape_control(text, multiline=multiline))
+    from rich.markup import escape
+
+    return escape(escape_control(text, multiline=multiline))
 
 
 def safe_text(text: str, style: str = "", *, multiline: bool = True) -> Text:
     """A ``rich.text.Text`` showing ``text`` literally: no markup, no terminal controls."""
+    from rich.text import Text
+
     return Text(escape_control(text, multiline=multiline), style=style)

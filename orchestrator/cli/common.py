@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
 from ..terminal_text import escape_for_terminal
 
 # Imported where used: every command imports this module, and `stepweave --help` or
-# `validate` must not pay for the engine, the workflow model or the built-in tools.
+# `validate` must not pay for the engine, the workflow model, the built-in tools or Rich.
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from planners import Workflow, WorkflowFileError
     from tools import ToolRegistry
 
@@ -42,8 +43,30 @@ __all__ = [
     "watch",
 ]
 
-out = Console()
-err = Console(stderr=True)
+#: The consoles of stdout and stderr, made on first use (module ``__getattr__``): importing
+#: Rich costs ~15 ms, which a ``validate`` that succeeds into a pipe never needs.
+if TYPE_CHECKING:
+    out: Console
+    err: Console
+
+
+def __getattr__(name: str) -> Console:
+    if name not in ("out", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def _console(name: str) -> Console:
+    """``out`` or ``err``, made now if it is the first use (this module's own code must call
+    this: a module's global names are not looked up through its ``__getattr__``)."""
+    console: Console | None = globals().get(name)
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=name == "err")
+        globals()[name] = console  # later lookups find the attribute and skip the hook
+    return console
+
 
 ToolsOption = Annotated[
     list[str] | None,
@@ -59,7 +82,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
     ``message`` is shown literally: it often quotes data (an error from a tool, a path
     from a journal), which must not be read as Rich markup or terminal controls.
     """
-    err.print(f"[bold red]error:[/] {escape_for_terminal(message)}", highlight=False, soft_wrap=True)
+    _console("err").print(
+        f"[bold red]error:[/] {escape_for_terminal(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
@@ -93,7 +118,7 @@ def load_flow(flow: Path, registry: ToolRegistry) -> Workflow:
 def print_problems(error: WorkflowFileError) -> None:
     """Every problem of ``error`` on stderr, one per line, shown literally."""
     for problem in error.problems:
-        err.print(str(problem), highlight=False, soft_wrap=True, markup=False)
+        _console("err").print(str(problem), highlight=False, soft_wrap=True, markup=False)
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -115,7 +140,7 @@ def make_approver(yes: bool, view: ProgressView | None, policy: ApprovalPolicy |
     """
     from .approval import Approval, ApprovalPolicy
 
-    return Approval(policy or ApprovalPolicy(yes=yes), err, view)
+    return Approval(policy or ApprovalPolicy(yes=yes), _console("err"), view)
 
 
 async def watch(run: Run, view: ProgressView | None) -> tuple[RunResult, list[Event]]:
@@ -124,7 +149,7 @@ async def watch(run: Run, view: ProgressView | None) -> tuple[RunResult, list[Ev
     from ..console import event_json
 
     events: list[Event] = []
-    if view is not None and out.is_terminal:
+    if view is not None and _console("out").is_terminal:
         with view.live():
             async for event in run.events():
                 view.update(event)

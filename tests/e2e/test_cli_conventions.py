@@ -4,6 +4,7 @@ command imports only what it uses."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,48 @@ def test_help_shows_metavars_not_types(command: list[str], usage: str, shown: li
         assert f"{option_name} {metavar}" in text, option
     for raw in ("{", "<bool>", "<list[", "range>", "``"):
         assert raw not in text, raw
+
+
+#: What a ``validate`` that succeeds into a pipe does not import or build: Rich (its line is
+#: printed plainly), asyncio (the shell and wait tools import it where they run programs)
+#: and the validator of ``GraphEdit`` (built on first use).
+LAZY_FOR_VALIDATE = ("rich", "asyncio")
+
+
+def _validate_in_child(flow: Path, env: dict[str, str] | None = None) -> tuple[str, list[str], bool]:
+    """Output of ``stepweave validate flow`` in a fresh interpreter (stdout a pipe), the lazy
+    modules it imported, and whether ``GraphEdit`` was built."""
+    code = (
+        "import json, sys\nfrom orchestrator.cli import app\n"
+        f"try:\n    app(['validate', {str(flow)!r}])\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "from orchestrator.graph import GraphEdit\n"
+        f"lazy = sorted(m for m in sys.modules if m.split('.')[0] in {LAZY_FOR_VALIDATE!r})\n"
+        "print(json.dumps([lazy, GraphEdit.__pydantic_complete__]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
+    )
+    *shown, last = proc.stdout.splitlines()
+    lazy, built = json.loads(last)
+    return "\n".join(shown), lazy, built
+
+
+def test_validate_into_a_pipe_imports_neither_rich_nor_asyncio(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "name: f\nsteps:\n  - id: a\n    tool: shell\n    args: {argv: [echo, hi]}\n"
+        "  - id: b\n    tool: wait\n    args: {seconds: 0}\n    needs: a\n"
+    )
+    shown, lazy, built = _validate_in_child(flow)
+    assert shown == f"✔ {flow}: 2 steps, valid"
+    assert lazy == [] and not built
+
+
+def test_validate_keeps_its_colour_where_forced(tmp_path: Path) -> None:
+    """FORCE_COLOR makes Rich colour a pipe: then the line goes through Rich as before."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("name: f\nsteps:\n  - id: a\n    tool: shell\n    args: {argv: [echo, hi]}\n")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"FORCE_COLOR": "1", "COLUMNS": "300"}
+    shown, lazy, _ = _validate_in_child(flow, env)
+    assert shown == f"\x1b[32m✔\x1b[0m {flow}: 1 step, valid"
+    assert "rich" in lazy

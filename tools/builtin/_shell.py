@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
 
@@ -16,6 +15,11 @@ from ..base import tool
 from ..context import ToolContext
 from ..errors import ToolError
 from ._common import tail
+
+# asyncio (~10 ms to import) is imported in the functions that run the program: checking a
+# workflow (`stepweave validate`) imports this module for the tool's schema and runs nothing.
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["DEFAULT_ENV_PASSTHROUGH", "DEFAULT_MAX_OUTPUT_BYTES", "ShellResult", "shell"]
 
@@ -107,6 +111,8 @@ async def _leader_exited(
     closed too, which a background process may delay forever; ``proc.returncode`` is set as
     soon as the program is reaped, so poll it as well (backing off to ten checks a second).
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     deadline = None if limit is None else loop.time() + limit
     interval = 0.005
@@ -132,6 +138,8 @@ async def _stop_group(
     (every process holding them has exited); then one SIGKILL to the group catches members
     that ignored SIGTERM and do not hold the pipes.
     """
+    import asyncio
+
     pgid = proc.pid  # start_new_session=True: the program leads its own process group
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
@@ -148,6 +156,8 @@ async def _finish(
     proc: asyncio.subprocess.Process, waiter: asyncio.Future[int], readers: list[asyncio.Task[None]]
 ) -> None:
     """Read what is left in the pipes and release them once the program has exited."""
+    import asyncio
+
     pending = [r for r in readers if not r.done()]
     if pending:
         _, pending_set = await asyncio.wait(pending, timeout=_DRAIN_S)
@@ -224,6 +234,8 @@ async def shell(
         check: Fail (without retry) when the exit code is not 0.
         kill_grace: Seconds between SIGTERM and SIGKILL when stopping the process group.
     """
+    import asyncio
+
     if not argv:  # direct calls skip the schema
         raise ToolError(f"argv must be a non-empty list of strings, got {argv!r}", retryable=False)
     for i, arg in enumerate(argv):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -38,6 +37,8 @@ async def wait(
         until: ISO 8601 timestamp to wait for, e.g. "2025-01-31T18:00:00Z"; without a UTC
             offset it is local time. A moment in the past returns at once.
     """
+    import asyncio  # here, not at the top: `validate` imports this module and waits for nothing
+
     if (seconds is None) == (until is None):
         given = "both" if seconds is not None else "neither"
         raise ToolError(f"wait needs exactly one of `seconds` or `until`; got {given}", retryable=False)
