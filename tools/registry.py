@@ -75,7 +75,10 @@ class ToolRegistry:
         """Register every ``Tool`` defined at the top level of ``module`` (a module or its name)."""
         if isinstance(module, str):
             module = importlib.import_module(module)
-        found = [value for value in vars(module).values() if isinstance(value, Tool)]
+        # A module's top-level names, and the names its __all__ promises: a package that
+        # exports its tools lazily (tools.builtin) has them only there until asked.
+        values = [*vars(module).values(), *(getattr(module, name) for name in getattr(module, "__all__", ()))]
+        found = list({id(value): value for value in values if isinstance(value, Tool)}.values())
         for item in found:
             self.register(item)
         return found

@@ -73,3 +73,10 @@ def test_using_one_builtin_imports_only_its_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["['tools.builtin._wait']"], done.stdout + done.stderr
+
+
+def test_a_module_that_exports_its_tools_lazily_registers_them_all() -> None:
+    """`--tools tools.builtin` offers every built-in, though the package imports them lazily."""
+    registry = ToolRegistry()
+    found = registry.register_module("tools.builtin")
+    assert sorted(t.name for t in found) == sorted(t.name for t in BUILTIN_TOOLS)
