@@ -12,6 +12,9 @@ The PostgreSQL server (``pg_server.server``) counts only where a test or a fixtu
 it itself: the backend helpers (``new_journal``) start it for the ``postgres`` variant
 alone, which the parameter rule already marks, so the SQLite variants stay fast.
 CI runs everything (``python -m pytest``).
+
+This file also gives every process the suite starts a working Ctrl-C (see
+``_default_sigint``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import signal
 import subprocess
 import sys
 import textwrap
@@ -31,6 +35,22 @@ import anyio
 import pytest
 
 from orchestrator.devices import LocalBroker
+
+
+def _default_sigint() -> None:
+    """Let Ctrl-C reach the processes the tests start, however pytest itself was started.
+
+    A shell starts a background job (``cmd &`` in a script, ``nohup``) with SIGINT ignored,
+    and an ignored signal stays ignored through fork and exec: every CLI the tests start
+    would then ignore the SIGINT that the interrupt tests send and hang until their
+    timeout. A Python handler is reset to the default on exec, so installing Python's own
+    one here gives children the default disposition (and lets pytest be interrupted).
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_default_sigint()
 
 TESTS = Path(__file__).resolve().parent
 SLOW_DIRECTORIES = ("e2e",)
