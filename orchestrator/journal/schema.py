@@ -11,6 +11,7 @@ rejected with ``JournalVersionError``, never read with the wrong meaning. The
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -113,19 +114,48 @@ def _create_private(path: Path) -> None:
     The journal holds every input and output of every run, so other users must not read
     it; and what it holds decides what ``resume`` runs, so they must not write it. SQLite
     gives its ``-wal`` and ``-shm`` files the database file's mode, which is why creating
-    the (empty) file ourselves, before SQLite does with 0644, covers all three.
+    the file ourselves, before SQLite does with 0644, covers all three.
+
+    A new journal appears whole: it is made and initialised under a temporary name, then
+    linked into place. A reader that looks while it is being made (``stepweave runs list``
+    in another terminal) sees no journal yet, never an empty file it would call corrupt.
     """
     try:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise JournalError(f"{path}: cannot create the journal's directory: {exc}") from None
+    if path.exists():
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.new")
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass  # an existing journal (or another process just created it): keep it as it is
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        conn = sqlite3.connect(temporary, timeout=30.0, isolation_level=None)
+        try:
+            _initialise(conn)
+            conn.execute("PRAGMA journal_mode = WAL")  # kept in the file's header
+        finally:
+            conn.close()  # the last connection: SQLite folds the -wal file back in
+        try:
+            os.link(temporary, path)  # fails if another process made the journal first
+        except FileExistsError:
+            pass  # theirs is as good as ours: keep it
+        except OSError:
+            # No hard links here (some network file systems): create in place, as before.
+            _create_in_place(path)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: cannot create the journal: {exc}") from None
     except OSError as exc:
         raise JournalError(f"{path}: cannot create the journal: {exc}") from None
+    finally:
+        for leftover in (temporary, *(temporary.with_name(temporary.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+
+
+def _create_in_place(path: Path) -> None:
+    """The empty file, 0600; SQLite initialises it when it is first opened for writing."""
+    with contextlib.suppress(FileExistsError):  # another process just created it: keep it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 _warned: set[Path] = set()

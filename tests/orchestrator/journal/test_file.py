@@ -124,3 +124,25 @@ async def test_prune_keeps_recent_runs(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM batches WHERE run_id = 'run0'").fetchone()[0] == 0
     with pytest.raises(RunNotFound):
         journal.load("run0")
+
+
+def test_a_new_journal_appears_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that finds the file while a writer is making it (`stepweave runs list` in
+    another terminal, or a test polling a run it started) must see a journal, not an empty
+    file it calls corrupt: the file is made under another name and linked into place."""
+    from orchestrator.journal import schema
+
+    path = tmp_path / "runs" / "journal.sqlite3"
+    seen: list[bool] = []
+    link = schema.os.link
+
+    def watched_link(source: str | Path, target: str | Path) -> None:
+        seen.append(Path(target).exists())  # the moment before the journal appears
+        link(source, target)
+
+    monkeypatch.setattr(schema.os, "link", watched_link)
+    schema.connect(path).close()
+    assert seen == [False]  # it did not exist, even as an empty file, until it was whole
+    assert Journal(path).runs() == []  # read without creating: a journal with no runs
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith((".new", ".new-wal", ".new-shm"))]
+    assert path.stat().st_mode & 0o777 == 0o600
