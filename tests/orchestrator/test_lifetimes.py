@@ -1,13 +1,14 @@
 """Whoever opens a resource closes it: the orchestrator's sync-tool threads end with it.
 
-Threads are counted by name (``stepweave-tool-*``); a closed pool's idle workers exit on
-their own, so each test joins them with a deadline instead of sleeping.
+Each test records the thread objects its own tool calls ran on, and checks that those end:
+a closed pool's idle workers exit on their own, so the test joins them with a deadline
+instead of sleeping. (Not a count of every ``stepweave-tool`` thread in the process: other
+tests' pools may start threads at any time while this one runs.)
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,10 +19,6 @@ from tools import tool
 WIDTH = 3
 
 
-def _tool_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith("stepweave-tool")}
-
-
 def _ended(threads: set[threading.Thread], within: float = 10.0) -> set[threading.Thread]:
     """Join each of ``threads`` (``within`` seconds in all); return those still alive."""
     for thread in threads:
@@ -29,17 +26,12 @@ def _ended(threads: set[threading.Thread], within: float = 10.0) -> set[threadin
     return {t for t in threads if t.is_alive()}
 
 
-@pytest.fixture
-def baseline() -> Iterator[set[threading.Thread]]:
-    yield _tool_threads()
-
-
-def _orchestrator(names: list[str]) -> Orchestrator:
+def _orchestrator(used: list[threading.Thread]) -> Orchestrator:
     together = threading.Barrier(WIDTH, timeout=10)
 
     @tool
     def blocking(n: int) -> int:
-        names.append(threading.current_thread().name)
+        used.append(threading.current_thread())
         together.wait()  # all WIDTH calls at once, each on its own thread
         return n
 
@@ -50,36 +42,36 @@ def _graph() -> list[Task]:
     return [Task(id=f"t{i}", tool="blocking", args={"n": i}) for i in range(WIDTH)]
 
 
-def test_run_sync_closes_its_threads(baseline: set[threading.Thread]) -> None:
+def test_run_sync_closes_its_threads() -> None:
     for _ in range(3):
-        names: list[str] = []
-        result = _orchestrator(names).run_sync(_graph())
+        used: list[threading.Thread] = []
+        result = _orchestrator(used).run_sync(_graph())
         assert result.ok, result
-        assert len(set(names)) == WIDTH and all(n.startswith("stepweave-tool") for n in names)
-        assert _ended(_tool_threads() - baseline) == set()
-    assert _tool_threads() <= baseline
+        assert len(set(used)) == WIDTH and all(t.name.startswith("stepweave-tool") for t in used)
+        assert _ended(set(used)) == set()
 
 
-async def test_async_with_closes_its_threads(baseline: set[threading.Thread]) -> None:
+async def test_async_with_closes_its_threads() -> None:
     for _ in range(3):
-        names: list[str] = []
-        async with _orchestrator(names) as orchestrator:
+        used: list[threading.Thread] = []
+        async with _orchestrator(used) as orchestrator:
             assert (await orchestrator.run(_graph())).ok
-            assert (await orchestrator.run(_graph())).ok  # one pool serves every run in the block
-            assert len(_tool_threads() - baseline) == WIDTH
-        assert _ended(_tool_threads() - baseline) == set()
+            assert (await orchestrator.run(_graph())).ok
+            assert len(used) == 2 * WIDTH and len(set(used)) == WIDTH  # one pool serves every run
+            assert _ended(set(used), within=0.01) == set(used)  # kept while the block is open
+        assert _ended(set(used)) == set()
 
 
-async def test_without_async_with_runs_work_and_aclose_releases(baseline: set[threading.Thread]) -> None:
-    names: list[str] = []
-    orchestrator = _orchestrator(names)
+async def test_without_async_with_runs_work_and_aclose_releases() -> None:
+    used: list[threading.Thread] = []
+    orchestrator = _orchestrator(used)
     assert (await orchestrator.run(_graph())).ok
     await orchestrator.aclose()
-    assert _ended(_tool_threads() - baseline) == set()
+    assert _ended(set(used)) == set()
     # Closed is not broken: the next run opens a pool again.
     assert (await orchestrator.run(_graph())).ok
     await orchestrator.aclose()
-    assert _ended(_tool_threads() - baseline) == set()
+    assert _ended(set(used)) == set()
 
 
 async def test_an_orchestrator_is_not_reentrant() -> None:
@@ -92,11 +84,16 @@ async def test_an_orchestrator_is_not_reentrant() -> None:
         pass
 
 
+#: Threads the python tool's callable ran on (a module-level function: callables are named).
+_seen: list[threading.Thread] = []
+
+
 def _thread_name() -> str:
+    _seen.append(threading.current_thread())
     return threading.current_thread().name
 
 
-async def test_blocking_work_a_tool_starts_runs_on_the_same_threads(baseline: set[threading.Thread]) -> None:
+async def test_blocking_work_a_tool_starts_runs_on_the_same_threads() -> None:
     from tools.builtin import python, register_callable, unregister_callable
 
     inner = tool(name="inner")(_thread_name)
@@ -105,6 +102,7 @@ async def test_blocking_work_a_tool_starts_runs_on_the_same_threads(baseline: se
     async def outer() -> str:
         return str(await inner.invoke({}))  # a sync tool called from a tool (a loop body)
 
+    _seen.clear()
     register_callable(_thread_name, name="tests.lifetimes:thread_name")
     try:
         async with Orchestrator(tools=[outer, python]) as orchestrator:
@@ -119,4 +117,4 @@ async def test_blocking_work_a_tool_starts_runs_on_the_same_threads(baseline: se
     assert result.ok, result
     assert result.tasks["o"].output.startswith("stepweave-tool")
     assert result.tasks["p"].output.value.startswith("stepweave-tool")
-    assert _ended(_tool_threads() - baseline) == set()
+    assert len(_seen) == 2 and _ended(set(_seen)) == set()  # the run's pool, closed with it
