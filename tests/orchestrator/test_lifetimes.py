@@ -56,8 +56,13 @@ async def test_async_with_closes_its_threads() -> None:
         used: list[threading.Thread] = []
         async with _orchestrator(used) as orchestrator:
             assert (await orchestrator.run(_graph())).ok
+            pool = orchestrator.local_executor._pool
+            assert pool is not None
             assert (await orchestrator.run(_graph())).ok
-            assert len(used) == 2 * WIDTH and len(set(used)) == WIDTH  # one pool serves every run
+            assert orchestrator.local_executor._pool is pool  # one pool serves every run in the block
+            # (It may add a thread for the second run: a worker that has just finished is not
+            # idle yet to ThreadPoolExecutor. Every thread is the pool's, and all must end.)
+            assert len(used) == 2 * WIDTH and len(set(used)) >= WIDTH
             assert _ended(set(used), within=0.01) == set(used)  # kept while the block is open
         assert _ended(set(used)) == set()
 
