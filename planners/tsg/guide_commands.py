@@ -29,6 +29,7 @@ import shlex
 from dataclasses import dataclass
 
 from .classify import KNOWN_PROGRAMS, classify_query, classify_shell, classify_sql
+from .commands import SHELL_LANGUAGES
 from .doc import Blk
 
 __all__ = ["GuideCommand", "classify_text", "find_commands"]
@@ -163,25 +164,9 @@ _MORE_PROGRAMS = frozenset(
     }
 )
 PROGRAMS = frozenset(KNOWN_PROGRAMS) | _MORE_PROGRAMS
-# Shell dialects and the fence names cloud docs give their CLI samples (Azure's ``azurecli``).
 _READ_CALL = re.compile(
     r"^(?i:get|list|query|show|describe|check|read|find|search|count|fetch|lookup|view|inspect|explain)"
     r"(?:[A-Z_]|\s*\()"
-)
-_SHELL_LANGS = frozenset(
-    {
-        "shell",
-        "bash",
-        "sh",
-        "zsh",
-        "ksh",
-        "console",
-        "shell-session",
-        "terminal",
-        "shellscript",
-        "bash-session",
-    }
-    | {"azurecli", "azurecli-interactive", "azcli", "azure-cli", ""}
 )
 _DATA_LANGS = frozenset(
     {"yaml", "yml", "json", "text", "txt", "log", "output", "ini", "toml", "xml", "plaintext", "diff", "go"}
@@ -594,7 +579,7 @@ class _Finder:
             if head:
                 self.add(head[0], head[1].strip(), "\n".join(t for _, t in numbered), language, unit, cue)
             return
-        if lang and lang not in _SHELL_LANGS:
+        if lang and lang not in SHELL_LANGUAGES:
             return
         prompted = [(n, m, t) for n, t in numbered if (m := _PROMPT.match(t.strip()))]
         if lang in ("console", "shell-session", "terminal"):
