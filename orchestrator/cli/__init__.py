@@ -28,6 +28,7 @@ from typing import Annotated
 import typer
 
 from ..telemetry.sdk import configure_from_env
+from . import startup
 from .lazy import LazyCommand, LazyGroup
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -113,5 +114,6 @@ def _root(
 
 def main() -> None:
     """Console-script entry point."""
-    configure_from_env()  # OpenTelemetry from OTEL_* variables; imports nothing when unset
-    app()
+    with startup.paused():  # until the command's own code starts: see .startup
+        configure_from_env()  # OpenTelemetry from OTEL_* variables; imports nothing when unset
+        app()

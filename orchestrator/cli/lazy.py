@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from . import startup
 from .conventions import adjust_params, conventional
 
 __all__ = ["LazyCommand", "LazyGroup"]
@@ -48,7 +49,7 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.commands:
-            return conventional(self.commands[cmd_name])
+            return _resuming_gc(conventional(self.commands[cmd_name]))
         entry = self.lazy.get(cmd_name)
         if entry is None:
             return None
@@ -56,7 +57,7 @@ class LazyGroup(TyperGroup):
             return TyperCommand(cmd_name, help=entry.help)
         self._load(entry.module)
         command = self.commands.get(cmd_name)
-        return None if command is None else conventional(command)
+        return None if command is None else _resuming_gc(conventional(command))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
@@ -74,3 +75,13 @@ class LazyGroup(TyperGroup):
         loaded = typer.main.get_group(family)
         for name, command in loaded.commands.items():
             self.commands.setdefault(name, command)
+
+
+def _resuming_gc(command: Any) -> Any:
+    """``command`` (and its subcommands) with callbacks that end the start-up pause of
+    the garbage collector (:mod:`.startup`) before their own code runs."""
+    if command.callback is not None:
+        command.callback = startup.resuming_on_call(command.callback)
+    for sub in getattr(command, "commands", {}).values():
+        _resuming_gc(sub)
+    return command
