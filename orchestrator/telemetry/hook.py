@@ -51,15 +51,15 @@ def observe(emit: Callable[[Event], None], run_id: str) -> Callable[[Event], Non
     """``emit``, or ``emit`` followed by the run's spans and metrics when telemetry is on."""
     if not enabled():
         return emit
-    from .spans import RunTelemetry
-
-    telemetry = RunTelemetry(run_id, _active)
-    on_event = telemetry.on_event
+    telemetry = _telemetry(run_id)
+    handlers = telemetry.handlers
 
     def emit_observed(event: Event) -> None:
         emit(event)
         try:
-            on_event(event)
+            handler = handlers.get(type(event))  # telemetry.on_event, one call less per event
+            if handler is not None:
+                handler(event)
         except Exception:  # telemetry must never fail a run
             import logging  # not at the top: the CLI's start-up does without it
 
@@ -68,3 +68,20 @@ def observe(emit: Callable[[Event], None], run_id: str) -> Callable[[Event], Non
             )
 
     return emit_observed
+
+
+def _telemetry(run_id: str) -> RunTelemetry:
+    """The run's listener: one record per task attempt when the CLI's shipping providers are
+    installed (:mod:`.shipped`), spans through the API otherwise."""
+    from opentelemetry import trace
+
+    from .light import ShippingTracerProvider
+
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, ShippingTracerProvider):
+        from .shipped import ShippedRunTelemetry
+
+        return ShippedRunTelemetry(run_id, _active, provider)
+    from .spans import RunTelemetry
+
+    return RunTelemetry(run_id, _active)

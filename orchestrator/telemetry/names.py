@@ -20,8 +20,12 @@ __all__ = [
     "RUN_TASKS",
     "SCOPE",
     "TASK_ATTEMPT",
+    "TASK_DURATION",
     "TASK_ERROR",
     "TASK_ID",
+    "TASK_QUEUE_WAIT",
+    "TASK_RETRIES",
+    "TASK_RETRY_DELAY",
     "TASK_STATUS",
     "TASK_TOOL",
     "WORKFLOW_NAME",
@@ -49,3 +53,10 @@ GEN_AI_PROVIDER = "gen_ai.provider.name"
 GEN_AI_SYSTEM = "gen_ai.system"
 GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+TASK_RETRY_DELAY = "stepweave.task.retry_delay"
+
+#: The task metrics: (name, unit, description). Made by ``spans`` in the traced process, or
+#: from task records by the export process (``exportd``): one definition for both.
+TASK_DURATION = ("stepweave.task.duration", "s", "Time from a task's first start to its end")
+TASK_QUEUE_WAIT = ("stepweave.task.queue_wait", "s", "Time a ready task waited for its first start")
+TASK_RETRIES = ("stepweave.task.retries", "{retry}", "Attempts that failed and were retried")

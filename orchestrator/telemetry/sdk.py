@@ -14,19 +14,23 @@ feature), and ``OTEL_SDK_DISABLED=true`` turns it all off. What it reads:
 - ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (the service is ``stepweave``
   unless named).
 
-Spans go through a ``BatchSpanProcessor``; the providers flush and shut down when the
-process exits (the SDK registers that itself), so a short ``stepweave run`` loses nothing.
+Spans and metric points are made by light providers (:mod:`.light`) and exported by a
+separate process running the SDK (:mod:`.shipping`, :mod:`.exportd`): encoding and sending
+OTLP is off the traced process's core. At exit the traced process waits for that export to
+finish, so a short ``stepweave run`` loses nothing. ``OTEL_TRACES_SAMPLER`` (and ``_ARG``)
+choose the sampler, as with the SDK.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TRIGGERS", "configure_from_env", "wanted"]
+__all__ = ["TRIGGERS", "configure_from_env", "export_side", "wanted"]
 
 #: Any of these, set and non-empty, asks for telemetry.
 TRIGGERS = (
@@ -76,13 +80,40 @@ def _exporter_names(env: Mapping[str, str], variable: str) -> list[str]:
 
 
 def _configure(env: Mapping[str, str]) -> bool:
-    try:
-        from opentelemetry import metrics, trace
-        from opentelemetry.sdk.resources import Resource
-    except ImportError:
-        raise ImportError("the OpenTelemetry SDK is not installed (pip install 'stepweave[otel]')") from None
+    """Check the configuration here (one line on stderr if it is wrong), then start the
+    export process and install the providers that feed it (:mod:`.light`)."""
+    span_names = _exporter_names(env, "OTEL_TRACES_EXPORTER")
+    metric_names = _exporter_names(env, "OTEL_METRICS_EXPORTER")
+    if not span_names and not metric_names:
+        return False
+    for signal, names in (("TRACES", span_names), ("METRICS", metric_names)):
+        if "otlp" in names:
+            _check_protocol(env, signal)
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise ImportError("the OpenTelemetry SDK is not installed (pip install 'stepweave[otel]')")
+    from opentelemetry import metrics, trace
+
+    from .light import ShippingMeterProvider, ShippingTracerProvider, sampler_from_env
+    from .shipping import Shipper
+
+    sampler = sampler_from_env(env.get("OTEL_TRACES_SAMPLER", ""), env.get("OTEL_TRACES_SAMPLER_ARG", ""))
+    shipper = Shipper(env)
+    if span_names:
+        trace.set_tracer_provider(
+            ShippingTracerProvider(
+                shipper.add, sampler=sampler, flush=shipper.force_flush, shutdown=shipper.shutdown
+            )
+        )
+    if metric_names:
+        metrics.set_meter_provider(ShippingMeterProvider(shipper.add))
+    return True
+
+
+def export_side(env: Mapping[str, str]) -> tuple[list[Any], Any, Any]:
+    """The export process's SDK parts, as the variables say: span exporters, a
+    ``MeterProvider`` with its readers (``None`` without metrics) and the resource."""
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.resources import Resource
 
     attributes: dict[str, Any] = {}
     if not env.get("OTEL_SERVICE_NAME", "").strip():
@@ -90,16 +121,17 @@ def _configure(env: Mapping[str, str]) -> bool:
     resource = Resource.create(attributes)
     span_exporters = [_span_exporter(name, env) for name in _exporter_names(env, "OTEL_TRACES_EXPORTER")]
     readers = [_metric_reader(name, env) for name in _exporter_names(env, "OTEL_METRICS_EXPORTER")]
-    if span_exporters:
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers) if readers else None
+    return span_exporters, meter_provider, resource
 
-        tracer_provider = TracerProvider(resource=resource)
-        for exporter in span_exporters:
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-        trace.set_tracer_provider(tracer_provider)
-    if readers:
-        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-    return bool(span_exporters or readers)
+
+def _check_protocol(env: Mapping[str, str], signal: str) -> None:
+    protocol = _protocol(env, signal)
+    if protocol == "grpc":
+        if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+            raise ImportError("OTLP over gRPC needs opentelemetry-exporter-otlp-proto-grpc")
+    elif protocol != "http/protobuf":
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use http/protobuf or grpc")
 
 
 def _grpc(module: str) -> Any:

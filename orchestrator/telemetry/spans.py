@@ -13,6 +13,7 @@ the device in the call message.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -32,8 +33,12 @@ from .names import (
     RUN_TASKS,
     SCOPE,
     TASK_ATTEMPT,
+    TASK_DURATION,
     TASK_ERROR,
     TASK_ID,
+    TASK_QUEUE_WAIT,
+    TASK_RETRIES,
+    TASK_RETRY_DELAY,
     TASK_STATUS,
     TASK_TOOL,
     WORKFLOW_NAME,
@@ -44,6 +49,7 @@ __all__ = ["RunTelemetry"]
 _NS = 1_000_000_000
 
 
+@functools.cache
 def _version() -> str:
     try:
         return version("stepweave")
@@ -57,15 +63,9 @@ class _Instruments:
     def __init__(self, provider: Any) -> None:
         meter = metrics.get_meter(SCOPE, _version())
         self.provider = provider
-        self.duration = meter.create_histogram(
-            "stepweave.task.duration", unit="s", description="Time from a task's first start to its end"
-        )
-        self.queue_wait = meter.create_histogram(
-            "stepweave.task.queue_wait", unit="s", description="Time a ready task waited for its first start"
-        )
-        self.retries = meter.create_counter(
-            "stepweave.task.retries", unit="{retry}", description="Attempts that failed and were retried"
-        )
+        self.duration = meter.create_histogram(*TASK_DURATION)
+        self.queue_wait = meter.create_histogram(*TASK_QUEUE_WAIT)
+        self.retries = meter.create_counter(*TASK_RETRIES)
         self.run_duration = meter.create_histogram(
             "stepweave.run.duration", unit="s", description="Time from a run's start to its end"
         )
@@ -115,7 +115,8 @@ class RunTelemetry:
         #: When each task first started (its duration runs to its end, retries included).
         self._started: dict[str, float] = {}
         self._tools: dict[str, str] = {}
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+        #: What each kind of event does (``on_event``; the event sink looks here directly).
+        self.handlers: dict[type[Event], Callable[[Any], None]] = {
             RunStarted: self._run_started,
             TaskAdded: self._task_added,
             TaskReady: self._task_ready,
@@ -126,7 +127,7 @@ class RunTelemetry:
         }
 
     def on_event(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
+        handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event)
 
@@ -187,7 +188,7 @@ class RunTelemetry:
         if span is None:
             return
         span.set_attribute(TASK_STATUS, "retrying")
-        span.set_attribute("stepweave.task.retry_delay", event.delay)
+        span.set_attribute(TASK_RETRY_DELAY, event.delay)
         _fail(span, event.error)
         span.end(int(event.at * _NS))
 
