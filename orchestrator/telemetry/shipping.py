@@ -64,6 +64,9 @@ class Shipper:
             import fcntl
 
             fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        # A child made by os.fork() shares the pipe; its frames would interleave with ours
+        # and break the stream: in such a child this shipper drops what it is given.
+        os.register_at_fork(after_in_child=self._forked)
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._tick, name="stepweave-telemetry-flush", daemon=True)
         self._timer.start()
@@ -100,9 +103,10 @@ class Shipper:
         with self._lock:
             self._tokens += 1
             token = self._tokens
+            if self._broken or self._closed:
+                return False
             self._records.append(("f", token))
-            self._ship_locked()
-            if self._broken:
+            if not self._ship_locked():
                 return False
             return self._wait_for(token, deadline)
 
@@ -133,14 +137,20 @@ class Shipper:
 
     # -- inside ----------------------------------------------------------------------------
 
-    def _ship_locked(self) -> None:
+    def _forked(self) -> None:
+        self._broken = self._closed = True
+        self._records.clear()
+
+    def _ship_locked(self) -> bool:
+        """Write the queued records as one frame; False once the stream is unusable."""
         records = self._records
         count = len(records)
         self._last = time.monotonic()
-        if not count or self._broken:
-            if self._broken:
+        if not count or self._broken or self._stdin.closed:  # ended, or spans after shutdown
+            if self._broken or self._stdin.closed:
                 records.clear()
-            return
+                return False
+            return True
         popleft = records.popleft  # appends of other threads go on at the right end
         batch = [popleft() for _ in range(count)]
         try:
@@ -154,6 +164,8 @@ class Shipper:
                 "spans and metrics from now on are dropped",
                 file=sys.stderr,
             )
+            return False
+        return True
 
     def _wait_for(self, token: int, deadline: float) -> bool:
         # Acknowledgements come in order, one line each; one of an earlier call that timed

@@ -161,7 +161,9 @@ async def test_a_run_that_is_not_sampled_still_counts_its_tasks() -> None:
     assert sum(count for _, count in points["stepweave.task.duration"]) == 3  # get, add, bad
 
 
-def test_an_export_process_posts_to_a_receiver_and_force_flush_waits_for_it() -> None:
+def test_an_export_process_posts_to_a_receiver_and_force_flush_waits_for_it(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     with OTLPReceiver() as receiver:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "shipper-test"}
         shipper = Shipper(env)
@@ -180,6 +182,10 @@ def test_an_export_process_posts_to_a_receiver_and_force_flush_waits_for_it() ->
         finally:
             shipper.shutdown()
         assert shipper.returncode == 0
+        tracer.start_span("after shutdown").end()  # at interpreter exit, say: dropped quietly
+        shipper.flush()
+        assert provider.force_flush(1_000) is False
+    assert "telemetry" not in capfd.readouterr().err
     assert set(spans) == {"outer", "inner"}
     assert spans["inner"].parent_span_id == spans["outer"].span_id
     assert spans["inner"].trace_id == spans["outer"].trace_id
