@@ -46,17 +46,25 @@ Sink = Callable[[tuple[Any, ...]], None]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
-_PRIMITIVES = (str, bool, int, float, bytes)
+_PRIMITIVES: tuple[type[Any], ...] = (str, bool, int, float, bytes)  # what marshal carries
 _EMPTY_STATE = TraceState()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as its exact base type (a StrEnum member as a ``str``...), or ``None``."""
+    for kind in _PRIMITIVES:  # bool before int: True stays True
+        if isinstance(value, kind):
+            return kind(value)
+    return None
 
 
 def _clean(value: Any) -> Any:
     """``value`` as an attribute value the wire can carry, or ``None`` to drop it."""
     if isinstance(value, _PRIMITIVES):
-        return value
+        return _plain(value)
     if isinstance(value, Sequence):
-        items = tuple(value)
-        return items if all(isinstance(v, _PRIMITIVES) for v in items) else None
+        items = tuple(_plain(v) for v in value)
+        return None if None in items else items
     return None
 
 
@@ -64,7 +72,13 @@ def _attributes(given: Attributes | Mapping[str, Any] | None) -> dict[str, Any]:
     if not given:
         return {}
     out = {}
-    for key, value in given.items():
+    raw: Any
+    for raw, value in given.items():
+        if type(raw) is not str:  # a StrEnum member as a key, say; anything else is dropped
+            if not isinstance(raw, str):
+                continue
+            raw = str(raw)
+        key: str = raw
         if type(value) in _PRIMITIVES:  # the usual case, checked fastest
             out[key] = value
         else:
@@ -124,9 +138,10 @@ class _Span(trace.Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if not self._ended:
-            clean = value if type(value) in _PRIMITIVES else _clean(value)
-            if clean is not None:
-                self._attributes[key] = clean
+            if type(key) is str and type(value) in _PRIMITIVES:
+                self._attributes[key] = value
+            else:
+                self._attributes.update(_attributes({key: value}))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if not self._ended:
@@ -134,7 +149,7 @@ class _Span(trace.Span):
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if not self._ended:
-            self._events.append((name, timestamp or time.time_ns(), _attributes(attributes)))
+            self._events.append((str(name), int(timestamp or time.time_ns()), _attributes(attributes)))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if not self._ended and context.is_valid:
@@ -142,7 +157,7 @@ class _Span(trace.Span):
 
     def update_name(self, name: str) -> None:
         if not self._ended:
-            self._name = name
+            self._name = str(name)
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         if self._ended:
@@ -190,9 +205,9 @@ class _Span(trace.Span):
                 self._name,
                 self._kind.value,
                 self._start,
-                end_time if end_time is not None else time.time_ns(),
+                int(end_time) if end_time is not None else time.time_ns(),
                 status.status_code.value if status is not None else 0,
-                status.description if status is not None else None,
+                None if status is None or status.description is None else str(status.description),
                 self._attributes,
                 self._events,
                 self._links,
@@ -208,8 +223,8 @@ class _Span(trace.Span):
 class _Tracer(trace.Tracer):
     def __init__(self, provider: ShippingTracerProvider, scope: str, version: str | None) -> None:
         self.sink = provider.sink
-        self.scope = scope
-        self.version = version or ""
+        self.scope = str(scope)
+        self.version = str(version or "")
         self._provider = provider
 
     def start_span(
@@ -245,13 +260,13 @@ class _Tracer(trace.Tracer):
         ]
         return _Span(
             self,
-            name,
+            name if type(name) is str else str(name),
             span_context,
             parent,
             kind,
             _attributes(attributes),
             link_records,
-            start_time if start_time is not None else time.time_ns(),
+            int(start_time) if start_time is not None else time.time_ns(),
         )
 
     # The API types this with its private decorator's class; a plain context manager is

@@ -50,6 +50,7 @@ class Shipper:
         self._acks = b""
         self._closed = False
         self._broken = False
+        self._warned = False
         self._process = subprocess.Popen(
             command or [sys.executable, "-m", "orchestrator.telemetry.exportd"],
             stdin=subprocess.PIPE,
@@ -154,7 +155,11 @@ class Shipper:
         popleft = records.popleft  # appends of other threads go on at the right end
         batch = [popleft() for _ in range(count)]
         try:
-            write_all(self._fd, encode(batch))
+            frame = encode(batch)
+        except ValueError:  # a value marshal cannot carry: drop that record, not the batch
+            frame = encode(self._sendable(batch))
+        try:
+            write_all(self._fd, frame)
         except (OSError, ValueError) as exc:  # BrokenPipe: the export process ended
             self._broken = True
             records.clear()
@@ -166,6 +171,23 @@ class Shipper:
             )
             return False
         return True
+
+    def _sendable(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        kept = []
+        for record in batch:
+            try:
+                encode([record])
+            except ValueError:
+                if not self._warned:
+                    self._warned = True
+                    print(
+                        f"stepweave: a telemetry record ({record[0]!r}) holds a value that cannot be "
+                        "sent (not a str, bool, int, float or bytes); such records are dropped",
+                        file=sys.stderr,
+                    )
+            else:
+                kept.append(record)
+        return kept
 
     def _wait_for(self, token: int, deadline: float) -> bool:
         # Acknowledgements come in order, one line each; one of an earlier call that timed

@@ -8,6 +8,7 @@ posting to an OTLP receiver, an export process that died, sampling, span semanti
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from orchestrator.telemetry.sdk import configure_from_env
 from orchestrator.telemetry.shipping import Shipper
 from orchestrator.telemetry.testing import OTLPReceiver
 from orchestrator.telemetry.wire import SPAN_FIELDS as _SPAN_FIELDS
+from orchestrator.telemetry.wire import encode
 
 from .conftest import Otel, _reset_globals
 from .test_spans import Flaky, tools_for
@@ -225,6 +227,41 @@ def test_span_semantics_follow_the_api() -> None:
     assert fields["events"][0][0] == "exception" and fields["events"][0][2]["exception.type"] == "ValueError"
     assert (fields["scope"], fields["scope_version"]) == ("test", "1.0")
     assert fields["parent_span_id"] == 0 and fields["trace_id"] and fields["span_id"]
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+def test_enum_members_travel_as_plain_values() -> None:
+    records: list[tuple[Any, ...]] = []
+    tracer = ShippingTracerProvider(records.append).get_tracer("test")
+    span = tracer.start_span("work", attributes={"color": Color.RED, Color.RED: Level.HIGH})
+    span.set_attribute("levels", [Level.HIGH, True])
+    span.end()
+    attributes = dict(zip(("kind", *_SPAN_FIELDS), records[0], strict=True))["attributes"]
+    assert attributes == {"color": "red", "red": 3, "levels": (3, True)}
+    assert [type(v) for v in attributes.values()] == [str, int, tuple]
+    assert all(type(k) is str for k in attributes)
+    encode(records)  # marshal carries it
+
+
+def test_a_record_that_cannot_be_sent_is_dropped_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    reader = "import sys; data = sys.stdin.buffer.read(); print(len(data))"
+    shipper = Shipper(command=[sys.executable, "-c", reader])
+    shipper.add(("m", 0, 1.0, {}))
+    shipper.add(("m", 0, object(), {}))  # not marshal-able: a bug of whoever made it
+    shipper.add(("m", 0, 2.0, {}))
+    shipper.flush()
+    shipper.shutdown()
+    err = capfd.readouterr().err
+    assert "cannot be sent" in err and "ended" not in err, err
+    assert shipper.returncode == 0
+    assert shipper.wait_for_exit(5) == 0
 
 
 def test_a_bad_sampler_is_one_line_and_no_telemetry(capsys: pytest.CaptureFixture[str]) -> None:
