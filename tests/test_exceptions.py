@@ -100,3 +100,13 @@ def test_error_kinds_read_and_write_as_their_strings(kind: ErrorKind) -> None:
     read = decode_error(json.loads(written))
     assert read == TaskError(kind.value, "why", False) and read is not None and read.type == kind
     assert f"{kind}" == kind.value and str(TaskError(kind, "why", False)) == f"{kind.value}: why"
+
+
+def test_a_plandag_error_keeps_its_problems_across_pickle() -> None:
+    # Not exported (the TSG commands raise it), but it may cross a process boundary like any error.
+    from planners.tsg.plan import PlanError
+
+    error = PlanError(["a node needs a name", "an edge ends nowhere"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is PlanError
+    assert copy.problems == error.problems and str(copy) == str(error)

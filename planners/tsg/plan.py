@@ -1475,6 +1475,10 @@ class PlanError(ValueError):
         super().__init__("; ".join(problems))
         self.problems = problems
 
+    def __reduce__(self) -> tuple[type[PlanError], tuple[list[str]]]:
+        # pickle would call __init__ with the joined message, split into characters.
+        return (type(self), (self.problems,))
+
 
 def plan_from_plandag(data: Any, text: str, source: str | None = None) -> Plan:
     """A reviewed PlanDAG (``--format plandag``, maybe edited) over its guide.
