@@ -101,7 +101,9 @@ class ShippedRunTelemetry(RunTelemetry):
 
     def _attempt_retrying(self, event: TaskRetrying) -> None:
         error = event.error
-        self._send(event.task_id, event.at, "retrying", error.type, error.message, event.delay, None)
+        self._send(
+            event.task_id, event.at, "retrying", str(error.type), str(error.message), event.delay, None
+        )
 
     def _attempt_ended(self, event: TaskEnded) -> None:
         task_id = event.task_id
@@ -110,7 +112,16 @@ class ShippedRunTelemetry(RunTelemetry):
         if error is None:
             self._send(task_id, event.at, _VALUES[event.status], None, None, None, first_start)
         else:
-            self._send(task_id, event.at, _VALUES[event.status], error.type, error.message, None, first_start)
+            # str(): an ErrorKind is a StrEnum, and the wire carries plain strings only.
+            self._send(
+                task_id,
+                event.at,
+                _VALUES[event.status],
+                str(error.type),
+                str(error.message),
+                None,
+                first_start,
+            )
 
     def _send(
         self,

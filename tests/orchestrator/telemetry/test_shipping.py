@@ -8,6 +8,7 @@ posting to an OTLP receiver, an export process that died, sampling, span semanti
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from orchestrator.telemetry.shipping import Shipper
 from orchestrator.telemetry.testing import OTLPReceiver
 from orchestrator.telemetry.wire import SPAN_FIELDS as _SPAN_FIELDS
 from orchestrator.telemetry.wire import encode
+from tools import tool
 
 from .conftest import Otel, _reset_globals
 from .test_spans import Flaky, tools_for
@@ -147,6 +149,41 @@ async def test_the_shipped_path_makes_what_the_sdk_path_makes(otel: Otel) -> Non
     assert {"stepweave.task.retries", "stepweave.task.duration", "stepweave.task.queue_wait"} <= set(
         shipped_points
     )
+
+
+async def _run_cancelled() -> None:
+    started = asyncio.Event()
+
+    @tool
+    async def slow() -> None:
+        """Waits until cancelled."""
+        started.set()
+        await asyncio.sleep(60)
+
+    run = Orchestrator(tools=[slow]).start(
+        TaskGraph([Task(id="long", tool="slow")], name="stopped"), run_id="run-ship-2"
+    )
+    async with run:
+        await asyncio.wait_for(started.wait(), 30)
+        run.cancel()
+        result = await run.wait()
+    assert result.status.value == "cancelled"
+
+
+async def test_a_cancelled_run_is_shipped_as_the_sdk_path_records_it(otel: Otel) -> None:
+    # A cancelled task's error kind is an ErrorKind (a StrEnum): it must travel as a string.
+    await _run_cancelled()
+    sdk_spans = otel.finished()
+    _reset_globals()
+    installed = Shipped()
+    trace.set_tracer_provider(installed.tracer_provider)
+    metrics.set_meter_provider(installed.meter_provider)
+    await _run_cancelled()
+    encode(installed.records)  # every record can be sent
+    shipped_spans, _ = installed.export()
+    assert _shape(shipped_spans) == _shape(sdk_spans)
+    task = next(s for s in shipped_spans if s.name == "task slow")
+    assert (task.attributes or {})["error.type"] == "Cancelled"
 
 
 async def test_a_run_that_is_not_sampled_still_counts_its_tasks() -> None:
