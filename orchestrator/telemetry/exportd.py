@@ -21,7 +21,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .names import (
@@ -52,7 +52,7 @@ class RecordExporter:
     a ``MeterProvider`` or ``None``, and the resource spans carry)."""
 
     def __init__(self, span_exporters: list[Any], meter_provider: Any, resource: Any) -> None:
-        from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+        from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import (
             Link,
@@ -66,6 +66,7 @@ class RecordExporter:
 
         self.span_exporters, self.meter_provider, self.resource = span_exporters, meter_provider, resource
         self._readable = ReadableSpan
+        self._event = Event
         self._scope = InstrumentationScope
         self._context = SpanContext
         self._link = Link
@@ -83,9 +84,7 @@ class RecordExporter:
     def take(self, record: Sequence[Any]) -> None:
         kind = record[0]
         if kind == "s":
-            self.spans.append(self._span(record))
-            if len(self.spans) >= SPAN_BATCH:
-                self.export_spans()
+            self._add_span(*record[1:])
         elif kind == "t":
             self._task(record)
         elif kind == "m":
@@ -114,27 +113,27 @@ class RecordExporter:
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
 
-    def _span(self, record: Sequence[Any]) -> Any:
-        (
-            _,
-            trace_id,
-            span_id,
-            parent_id,
-            parent_remote,
-            flags,
-            state,
-            name,
-            kind,
-            start,
-            end,
-            code,
-            description,
-            attributes,
-            events,
-            links,
-            scope,
-            version,
-        ) = record
+    def _add_span(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        parent_remote: bool,
+        flags: int,
+        state: Sequence[tuple[str, str]],
+        name: str,
+        kind: int,
+        start: int,
+        end: int,
+        code: int,
+        description: str | None,
+        attributes: Mapping[str, Any],
+        events: Sequence[tuple[str, int, dict[str, Any]]],
+        links: Sequence[tuple[int, int, dict[str, Any]]],
+        scope: str,
+        version: str,
+    ) -> None:
+        """One ended span (``wire.SPAN_FIELDS``) queued for the span exporters."""
         context = self._context
         trace_state = self._state(list(state)) if state else None
         scope_key = (scope, version)
@@ -152,13 +151,13 @@ class RecordExporter:
                 immutable=True,
                 max_value_len=limits.max_span_attribute_length,
             )
-        return self._readable(
+        span = self._readable(
             name=name,
             context=context(trace_id, span_id, False, self._flags(flags), trace_state),
             parent=context(trace_id, parent_id, parent_remote) if parent_id else None,
             resource=self.resource,
             attributes=attributes,
-            events=[self._event(*event) for event in events] if events else (),
+            events=[self._event(n, a, t) for n, t, a in events] if events else (),
             links=[self._link(context(t, s, True), a) for t, s, a in links] if links else (),
             kind=self._kind(kind),
             status=self._status(self._code(code), description),
@@ -166,6 +165,9 @@ class RecordExporter:
             end_time=end,
             instrumentation_scope=instrumentation_scope,
         )
+        self.spans.append(span)
+        if len(self.spans) >= SPAN_BATCH:
+            self.export_spans()
 
     def _task(self, record: Sequence[Any]) -> None:
         """A task attempt's span and metric points (see :mod:`.shipped`)."""
@@ -213,16 +215,16 @@ class RecordExporter:
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
             attributes[TASK_ERROR] = error_message
-            code, description = 2, f"{error_type}: {error_message}"  # StatusCode.ERROR
+            code, description = self._code.ERROR, f"{error_type}: {error_message}"
         elif outcome == "succeeded":
-            code, description = 1, None  # StatusCode.OK
+            code, description = self._code.OK, None
         else:
-            code, description = 0, None
-        span = (
-            "s", trace_id, span_id, parent_id, False, flags, (), f"task {tool}".strip(), 0,
-            int(start * _NS), int(end * _NS), code, description, attributes, (), (), SCOPE, version,
+            code, description = self._code.UNSET, None
+        # As RunTelemetry makes it: an INTERNAL span under the run span, times in ns.
+        self._add_span(
+            trace_id, span_id, parent_id, False, flags, (), f"task {tool}".strip(), self._kind.INTERNAL.value,
+            int(start * _NS), int(end * _NS), code.value, description, attributes, (), (), SCOPE, version,
         )  # fmt: skip
-        self.take(span)
 
     def _task_metrics(self, version: str) -> tuple[Any, Any, Any] | None:
         if self.meter_provider is None:
@@ -236,12 +238,6 @@ class RecordExporter:
                 meter.create_counter(*TASK_RETRIES).add,
             )
         return found
-
-    @staticmethod
-    def _event(name: str, timestamp: int, attributes: dict[str, Any]) -> Any:
-        from opentelemetry.sdk.trace import Event
-
-        return Event(name, attributes, timestamp)
 
     def _instrument(self, kind: str, name: str, unit: str, description: str, scope: str, version: str) -> Any:
         if self.meter_provider is None:

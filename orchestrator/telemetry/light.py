@@ -26,8 +26,6 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
-    INVALID_SPAN_ID,
-    INVALID_TRACE_ID,
     Link,
     NonRecordingSpan,
     SpanContext,
@@ -343,8 +341,6 @@ class ShippingTracerProvider(trace.TracerProvider):
         self._shutdown = shutdown
         # Not the module's generator: an application's random.seed() must not repeat ids.
         self._random = random.Random()
-        #: ``getrandbits`` of that generator (ids of the fast path, see .shipped).
-        self.random_bits = self._random.getrandbits
         self._tracers: dict[tuple[str, str | None], _Tracer] = {}
         self._lock = threading.Lock()
 
@@ -365,16 +361,11 @@ class ShippingTracerProvider(trace.TracerProvider):
         return tracer
 
     def new_trace_id(self) -> int:
-        while True:
-            value = self._random.getrandbits(128)
-            if value != INVALID_TRACE_ID:
-                return value
+        # 0 is the invalid id (one chance in 2**128): 1 instead, without a loop.
+        return self._random.getrandbits(128) or 1
 
     def new_span_id(self) -> int:
-        while True:
-            value = self._random.getrandbits(64)
-            if value != INVALID_SPAN_ID:
-                return value
+        return self._random.getrandbits(64) or 1
 
     def sampled(
         self,

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from ..events import TaskEnded, TaskReady, TaskRetrying, TaskStarted
+from ..events import TaskEnded, TaskRetrying, TaskStarted
 from ..graph import TaskStatus
 from .light import ShippingTracerProvider
 from .spans import RunTelemetry
@@ -64,16 +64,13 @@ class ShippedRunTelemetry(RunTelemetry):
     ) -> None:
         super().__init__(run_id, registry)
         self._sink = provider.sink
-        # Span ids straight from the provider's generator (0, one chance in 2**64, is
-        # invalid: replaced by 1), without a call of new_span_id per attempt.
-        self._bits = provider.random_bits
+        self._new_span_id = provider.new_span_id
         self._version = getattr(self._tracer, "version", "")
         #: The running attempt of each task: its TaskStarted event.
         self._open: dict[str, TaskStarted] = {}
         #: Span ids given out before an attempt ended (``attempt_context``: device calls).
         self._span_ids: dict[str, int] = {}
         self._parent: tuple[int, int, int, bool] | None = None
-        self.handlers[TaskReady] = self._ready_at
         self.handlers[TaskStarted] = self._attempt_started
         self.handlers[TaskRetrying] = self._attempt_retrying
         self.handlers[TaskEnded] = self._attempt_ended
@@ -86,12 +83,9 @@ class ShippedRunTelemetry(RunTelemetry):
             return None
         span_id = self._span_ids.get(task_id)
         if span_id is None:
-            span_id = self._span_ids[task_id] = self._bits(64) or 1
+            span_id = self._span_ids[task_id] = self._new_span_id()
         flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
         return trace.set_span_in_context(NonRecordingSpan(SpanContext(trace_id, span_id, False, flags)))
-
-    def _ready_at(self, event: TaskReady) -> None:
-        self._ready[event.task_id] = event.at
 
     def _attempt_started(self, event: TaskStarted) -> None:
         task_id = event.task_id
@@ -141,7 +135,7 @@ class ShippedRunTelemetry(RunTelemetry):
             start, attempt, span_id = 0.0, 0, 0  # points only
         else:
             start, attempt = started.at, started.attempt
-            span_id = (self._span_ids.pop(task_id, 0) if self._span_ids else 0) or self._bits(64) or 1
+            span_id = (self._span_ids.pop(task_id, 0) if self._span_ids else 0) or self._new_span_id()
         trace_id, parent_id, flags, sampled = self._parent or self._parent_fields()
         self._sink(
             (
