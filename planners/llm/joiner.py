@@ -3,7 +3,8 @@
 Its answer is structured (``JoinDecision``, requested with the same response-format
 fallback as plans), never found by looking for a word in prose. Once the replans are
 used up the schema allows only ``finish``, so a model that still wants to replan is
-told so and repaired instead of silently looping.
+told so and repaired instead of silently looping. A stream the server cut off is asked
+again unchanged (up to the caller's retries): the transport's fault is never a repair.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from orchestrator import Event, PlannerError, Task
 
 from .chat import ChatCaller, JsonRequest
 from .context import Outcome, describe_results
-from .events import JoinerDecided, PlannerCallEnded, PlannerCallStarted, PlanRejected
+from .events import JoinerDecided, PlannerCallEnded, PlannerCallStarted, PlannerRetrying, PlanRejected
 from .prompts import render
 from .schema import JoinDecision, join_schema
 from .stream import JsonScanner
@@ -58,8 +59,14 @@ async def decide(
     run_id: str,
     emit: Callable[[Event], None],
     calls: list[CallUsage],
+    stream: bool = True,
 ) -> JoinDecision:
-    """Ask the joiner about the run so far; append each call's usage to ``calls``."""
+    """Ask the joiner about the run so far; append each call's usage to ``calls``.
+
+    ``stream``: read the answer as a stream. The decision is parsed whole either way; a
+    stream is what lets ``first_token_timeout`` and ``idle_timeout`` fail a hung server in
+    seconds (an answer sent whole is bounded only by the per-request ``timeout``).
+    """
     allow_replan = replans_left > 0
     messages = [
         {
@@ -74,9 +81,17 @@ async def decide(
         },
     ]
     schema = join_schema(allow_replan=allow_replan)
-    for attempt in range(max_repairs + 1):
+
+    def retrying(exc: BaseException, delay: float) -> None:
+        emit(PlannerRetrying(run_id=run_id, call="join", error=f"{type(exc).__name__}: {exc}", delay=delay))
+
+    attempt = 0
+    cut_off = 0
+    while True:
         emit(PlannerCallStarted(run_id=run_id, call="join"))
-        call = caller.call(JsonRequest("join", messages, "join_decision", schema), stream=False)
+        call = caller.call(
+            JsonRequest("join", messages, "join_decision", schema), stream=stream, on_retry=retrying
+        )
         try:
             async for _ in call:
                 pass
@@ -84,6 +99,14 @@ async def decide(
             if call.usage is not None:
                 calls.append(call.usage)
                 emit(PlannerCallEnded(run_id=run_id, usage=call.usage))
+        if call.transport is not None:
+            # A stream the server cut off is not the model's mistake: ask the same again,
+            # and never spend a repair (or the model's attention) on it.
+            if cut_off >= caller.retries:
+                raise PlannerError(f"{call.transport}, {cut_off + 1} times: giving up")
+            cut_off += 1
+            retrying(ConnectionError(call.transport), 0.0)
+            continue
         parsed = _parse(call.text, allow_replan=allow_replan)
         if isinstance(parsed, JoinDecision):
             emit(JoinerDecided(run_id=run_id, decision=parsed))
@@ -96,4 +119,4 @@ async def decide(
             {"role": "assistant", "content": call.text or "(no answer)"},
             {"role": "user", "content": render("repair_joiner", problem=parsed)},
         ]
-    raise AssertionError("unreachable")
+        attempt += 1

@@ -71,7 +71,9 @@ class LLMPlanner:
         model: model name; default ``STEPWEAVE_MODEL``, then ``gpt-4o-mini`` for OpenAI.
         client: an ``AsyncOpenAI`` to use (its own retries are turned off: ours apply).
         base_url, api_key: where the server is; default ``OPENAI_BASE_URL``/``OPENAI_API_KEY``.
-        stream: stream plans and start tasks as they are parsed (``False``: plan first).
+        stream: stream plans and start tasks as they are parsed; joiner and replan answers
+            are streamed too, so the timeouts below cover them (``False``: plan first, and
+            every answer is read whole, bounded only by ``timeout``).
         response_format: how to ask for JSON (``auto`` falls back and remembers per server).
         max_repairs: repair calls per plan or joiner answer that was invalid.
         max_replans: new plans the joiner (or the failure hook) may ask for per ask/run.

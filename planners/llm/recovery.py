@@ -93,7 +93,9 @@ class Recovery:
             max_repairs=self.settings.max_repairs,
             max_bytes=self.settings.max_plan_bytes,
             max_tasks=self.settings.max_plan_tasks,
-            stream=False,  # the edit is applied whole, so there is nothing to start early
+            # The edit is applied whole, so nothing starts early; streaming is for the
+            # first-token and idle timeouts, which only a stream can have.
+            stream=self.settings.stream,
             allow_empty=True,
         )
         try:

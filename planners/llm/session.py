@@ -212,6 +212,7 @@ class AskSession:
             run_id=self.run_id,
             emit=self.emit,
             calls=self.calls,
+            stream=self.settings.stream,
         )
         self.decisions.append(decision)
         return decision

@@ -18,6 +18,7 @@ import pytest
 from orchestrator import Event, Orchestrator, PlannerError
 from planners.llm import LLMPlanner, PlannerRetrying
 from planners.llm.testing import OpenAITestServer, ScriptedReply
+from tools import Tool
 
 from .conftest import Calls
 
@@ -43,6 +44,25 @@ async def test_a_stream_ended_without_finish_reason_is_sent_again_not_repaired(
     assert [e for e in events if isinstance(e, PlannerRetrying)]
     cut = result.usage.calls[0]
     assert cut.transport_error is not None and "finish_reason" in cut.transport_error
+
+
+async def test_a_joiner_stream_cut_off_is_asked_again_not_repaired(
+    server: OpenAITestServer, planner: LLMPlanner, orchestrator: Orchestrator
+) -> None:
+    decision = json.dumps({"thought": "ok", "action": "finish", "answer": "done", "reason": ""})
+    events: list[Event] = []
+    server.queue(
+        ScriptedReply.json(PLAN),
+        ScriptedReply(content=decision[:25], finish_reason=None),  # llama.cpp, interrupted
+        ScriptedReply(content=decision),
+    )
+    result = await planner.ask("Look it up", orchestrator, on_event=events.append)
+    assert result.answer == "done"
+    cut, again = server.completions[1:]
+    assert again.messages == cut.messages, "the same request, nothing said to the model"
+    assert [e.call for e in events if isinstance(e, PlannerRetrying)] == ["join"]
+    assert [c.kind for c in result.usage.calls] == ["plan", "join", "join"]
+    assert result.usage.calls[1].transport_error is not None
 
 
 async def test_a_server_that_keeps_cutting_streams_off_fails_saying_so(
@@ -74,6 +94,62 @@ async def test_a_stream_that_stalls_fails_at_the_idle_timeout(
     server.queue(ScriptedReply.json(PLAN, stall_after=3))
     with pytest.raises(PlannerError, match=r"stalled mid-answer for 0.3s \(idle_timeout\)"):
         await make_planner(server, idle_timeout=0.3).ask("Look it up", orchestrator)
+
+
+FAILING_PLAN = {"tasks": [{"id": "t1", "tool": "broken", "args": {"query": "a"}, "deps": []}]}
+
+
+@pytest.mark.parametrize(
+    ("hung_call", "before"),
+    [
+        ("join", [ScriptedReply.json(PLAN)]),
+        ("replan", [ScriptedReply.json(PLAN), ScriptedReply.replan("look again")]),
+    ],
+)
+async def test_a_server_that_hangs_after_the_plan_fails_at_the_first_token_timeout(
+    server: OpenAITestServer,
+    make_planner: Callable[..., LLMPlanner],
+    orchestrator: Orchestrator,
+    hung_call: str,
+    before: list[ScriptedReply],
+) -> None:
+    # Joiner and replan answers are parsed whole, but read as streams: sent whole, a hung
+    # call would be bounded only by the 120 s request timeout, times the retries.
+    server.queue(*before, ScriptedReply.finish("late", first_delay=3600))
+    planner = make_planner(server, first_token_timeout=0.3)
+    started = time.perf_counter()
+    with pytest.raises(PlannerError, match=rf"the {hung_call} call to .* sent nothing for 0.3s"):
+        await planner.ask("Look it up", orchestrator)
+    assert time.perf_counter() - started < 10
+    assert server.completions[-1].stream is True
+
+
+async def test_a_recovery_call_that_hangs_fails_at_the_first_token_timeout(
+    server: OpenAITestServer, make_planner: Callable[..., LLMPlanner], toolset: list[Tool]
+) -> None:
+    planner = make_planner(server, first_token_timeout=0.3)
+    orchestrator = Orchestrator(toolset, failure_policy="replan", replanner=planner.replanner)
+    server.queue(
+        ScriptedReply.json(FAILING_PLAN),
+        ScriptedReply.json(PLAN, first_delay=3600),  # asked by the recovery hook when t1 fails
+        ScriptedReply.finish("the mirror is down"),
+    )
+    started = time.perf_counter()
+    result = await planner.ask("Look it up", orchestrator)
+    assert time.perf_counter() - started < 10
+    assert server.completions[1].stream is True
+    error = result.run_result.error or ""
+    assert "replanning failed: the replan call to" in error and "sent nothing for 0.3s" in error
+    assert result.answer == "the mirror is down", "the joiner still saw the run and answered"
+
+
+async def test_without_streaming_every_call_is_read_whole(
+    server: OpenAITestServer, make_planner: Callable[..., LLMPlanner], orchestrator: Orchestrator
+) -> None:
+    server.queue(ScriptedReply.json(PLAN), ScriptedReply.finish("done"))
+    result = await make_planner(server, stream=False).ask("Look it up", orchestrator)
+    assert result.answer == "done"
+    assert [c.stream for c in server.completions] == [False, False]
 
 
 async def test_calls_to_one_server_run_one_at_a_time_by_default(
