@@ -207,11 +207,11 @@ class ChatCaller:
             return min(asked, self.max_retry_wait)
         return float(self._backoff(state))
 
-    def error(self, exc: BaseException, kind: CallKind) -> PlannerError:
+    def error(self, exc: BaseException, kind: CallKind, *, hint: str | None = None) -> PlannerError:
         """A ``PlannerError`` that says what failed, the server's message, and what to check."""
         what = f"the {kind} call to {self.server} (model {self.model!r})"
         if isinstance(exc, APIStatusError):
-            hint = _HINTS.get(exc.status_code)
+            hint = hint or _HINTS.get(exc.status_code)
             if any(word in server_message(exc).lower() for word in _CONTEXT_WORDS):
                 hint = (
                     f"the prompt plus max_tokens ({self.max_tokens_for(kind)}) exceed the model's context "
@@ -379,11 +379,19 @@ class ChatCall:
                     memory.remember_no_stream_options(caller.server)
                     continue
                 fallback = weaker(self.mode)
-                if caller.forced_format is None and fallback and is_format_rejection(exc, self.mode):
+                rejected = is_format_rejection(exc, self.mode)
+                if caller.forced_format is None and fallback and rejected:
                     self.mode = fallback
                     memory.remember_format(caller.server, fallback)
                     continue
-                raise caller.error(exc, self.request.kind) from exc
+                hint = None
+                if rejected and caller.forced_format is not None:
+                    # The server's own message names a request field, not the option to change.
+                    hint = (
+                        f"the server does not take the forced response format {self.mode.value!r}; "
+                        "response format 'auto' (the default) falls back to one it takes"
+                    )
+                raise caller.error(exc, self.request.kind, hint=hint) from exc
             except APIError as exc:
                 raise caller.error(exc, self.request.kind) from exc
 

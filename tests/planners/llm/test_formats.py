@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, PlannerError
 from planners.llm import FormatMode, LLMPlanner, ServerMemory
 from planners.llm.testing import OpenAITestServer, ScriptedReply
 from tools.builtin import builtin_registry
@@ -82,6 +82,18 @@ async def test_a_forced_format_is_used_as_is(
     server.queue(PLAN, ScriptedReply.finish("done"))
     await make_planner(server, response_format="json_object").ask("Look it up", orchestrator)
     assert formats(server) == [("json_object", 200), ("json_object", 200)]
+
+
+async def test_a_forced_format_the_server_rejects_fails_at_once_saying_what_to_change(
+    make_planner: Callable[..., LLMPlanner], orchestrator: Orchestrator
+) -> None:
+    async with OpenAITestServer(reject_json_schema=True) as llama:
+        with pytest.raises(PlannerError) as caught:
+            await make_planner(llama, response_format="json_schema").ask("Look it up", orchestrator)
+    message = str(caught.value)
+    assert "does not take the forced response format 'json_schema'" in message
+    assert "'auto'" in message
+    assert formats(llama) == [("json_schema", 500)], "no retry, no fallback: the user chose it"
 
 
 async def test_a_free_form_argument_makes_the_schema_non_strict(
