@@ -22,9 +22,9 @@ import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
@@ -40,7 +40,7 @@ from orchestrator import (
     Task,
     TaskGraph,
 )
-from tools import ToolRegistry
+from tools import Tool, ToolRegistry
 
 from .assemble import PlanAssembler
 from .chat import DEFAULT_MAX_TOKENS, ChatCaller, JsonRequest
@@ -55,6 +55,9 @@ from .schema import plan_schema
 from .session import AskSession
 from .settings import DEFAULT_MAX_PLAN_BYTES, DEFAULT_MAX_PLAN_TASKS, Placement, PlannerSettings
 from .usage import CallKind, Pricing, Usage
+
+#: What ``plan``, ``plan_stream`` and ``replanner_for`` take: a registry, or the tools themselves.
+ToolsLike = ToolRegistry | Iterable[Tool | Callable[..., Any]]
 
 __all__ = ["EventHandler", "LLMPlanner", "ResponseFormatChoice"]
 
@@ -215,15 +218,17 @@ class LLMPlanner:
     async def plan_stream(
         self,
         request: str,
-        tools: ToolRegistry,
+        tools: ToolsLike,
         *,
         emit: Callable[[Event], None] | None = None,
         run_id: str = "",
     ) -> AsyncIterator[Task]:
         """The plan's tasks, each as soon as it is valid: ``orchestrator.run(planner.plan_stream(...))``.
 
+        ``tools``: a ``ToolRegistry`` or the tools themselves, as ``Orchestrator`` takes them.
         No joiner and no replanning; raises ``PlannerError`` when the plan stays invalid.
         """
+        tools = ToolRegistry.coerce(tools)
         call = PlanCall(
             self._caller,
             JsonRequest("plan", self._plan_messages(tools, request), "plan", plan_schema(tools)),
@@ -248,7 +253,7 @@ class LLMPlanner:
             tools, request, instructions=self.settings.instructions, placement=self.settings.placement
         )
 
-    async def plan(self, request: str, tools: ToolRegistry) -> TaskGraph:
+    async def plan(self, request: str, tools: ToolsLike) -> TaskGraph:
         """The whole plan as a graph, without running it (``stepweave ask --plan-only``)."""
         return TaskGraph([task async for task in self.plan_stream(request, tools)], name=request[:80])
 
@@ -386,11 +391,12 @@ class LLMPlanner:
             return None
         return await self._recovery.recover(request, session.tools, session.request, session)
 
-    def replanner_for(self, tools: ToolRegistry, goal: str = "") -> Replanner:
+    def replanner_for(self, tools: ToolsLike, goal: str = "") -> Replanner:
         """A ``replan`` failure hook for any run over ``tools`` (a YAML workflow, a fixed graph).
 
         ``goal`` tells the model what the run is for; default: the graph's name.
         """
+        tools = ToolRegistry.coerce(tools)
 
         async def hook(request: ReplanRequest) -> GraphEdit | None:
             session = self._sessions.get(request.run_id)

@@ -9,6 +9,7 @@ from typing import Any
 from orchestrator import Event, Orchestrator, TaskStarted
 from planners.llm import LLMPlanner, PlannerCallEnded
 from planners.llm.testing import OpenAITestServer, ScriptedReply
+from tools import Tool
 
 from .conftest import Calls
 
@@ -111,3 +112,13 @@ async def test_plan_only_returns_the_graph_without_running_it(
     assert graph["t5"].dependencies == {"t3", "t4"}
     assert graph["t4"].args == {"text": "${{ steps.t1.output }} and ${{ steps.t2.output }}"}
     assert calls.args == {}
+
+
+async def test_plan_takes_the_tools_themselves_as_orchestrator_does(
+    server: OpenAITestServer, planner: LLMPlanner, toolset: list[Tool]
+) -> None:
+    server.queue(ScriptedReply.plan(FIVE))
+    graph = await planner.plan("Compare populations", toolset)  # a list, not a ToolRegistry
+    assert list(graph.tasks) == ["t1", "t2", "t3", "t4", "t5"]
+    offered = server.completions[0].messages[0]["content"]
+    assert all(f"## {t.name}" in offered for t in toolset)
