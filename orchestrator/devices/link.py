@@ -328,7 +328,13 @@ class Link:
                     self._connected.set()
                     return
                 if connection is not None:
-                    _log.warning("lost the connection to %s: %s; reconnecting", self.settings.url, exc)
+                    # Name the client: an orchestrator and its local agents share one log.
+                    _log.warning(
+                        "%s lost the connection to %s: %s; reconnecting",
+                        self.client_id,
+                        self.settings.url,
+                        exc,
+                    )
                 else:
                     _log.info("cannot connect to %s: %s; retrying in %.2gs", self.settings.url, exc, delay)
             finally:

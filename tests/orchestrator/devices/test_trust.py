@@ -149,7 +149,12 @@ async def test_an_unacknowledged_non_idempotent_task_moves_only_if_never_receive
 ) -> None:
     deaf = DeafAgent("deaf", tools=[charge], broker=broker_url, namespace=namespace, heartbeat_interval=0.2)
     deaf.remembers = remembers
-    async with deaf, executor_factory(ack_timeout=0.3) as devices:
+    # device_wait is how long the moved task may wait for the honest device to arrive. Its
+    # arrival is an event, so a long wait costs nothing when it is quick. The fixture's 1 s
+    # failed the run once in a loaded suite on amqtt (a link timed out and reconnected, and
+    # the honest agent came online after the task had given up); starting the agent 2 s
+    # late reproduces that failure every time.
+    async with deaf, executor_factory(ack_timeout=0.3, device_wait=30) as devices:
         await devices.wait_for_devices(ids=["deaf"])
         await logs.wait_for("device deaf is alive")
         orchestrator = Orchestrator(tools=[charge], executors={"device": devices})
