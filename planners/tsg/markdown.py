@@ -113,13 +113,15 @@ def _load_front_matter(text: str, line: int) -> Any:
     """The YAML between the ``---`` lines, read like a workflow file (value cap, no tags)."""
     # Imported here: planners.workflow imports the orchestrator, which markdown users may not need.
     from planners.workflow import WorkflowFileError
-    from planners.workflow.yaml_source import read_yaml
+    from planners.workflow.yaml_source import compose_loader, read_yaml
 
     try:
-        yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay shared nodes: cheap even for a bomb
-    except yaml.YAMLError:
+        yaml.compose(text, Loader=compose_loader())  # aliases stay shared nodes: cheap even for a bomb
+    except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's bound: YAML, but nested too deeply
+            raise FrontMatterError(line, "front matter: nested too deeply") from None
         return None  # not YAML: a thematic break, not front matter
-    except RecursionError:
+    except RecursionError:  # PyYAML's own composer (no libyaml)
         raise FrontMatterError(line, "front matter: nested too deeply") from None
     try:
         return read_yaml(text).data
