@@ -93,8 +93,22 @@ class YamlLimits:
         return cls(max_bytes=max_bytes)
 
 
+class _TooDeep(yaml.scanner.ScannerError):
+    """Flow collections nested past ``_Loader.max_flow_level`` (libyaml has its own bound)."""
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core-schema booleans and no octal, base-60 or timestamps."""
+
+    #: How deeply ``[`` and ``{`` may nest before the scanner stops (``read_yaml`` sets it to
+    #: the limits' ``max_depth``). PyYAML's scanner re-checks every open level on every
+    #: token, so ``[[[[…`` cost ~0.7 s of CPU before the composer's recursion stopped it.
+    max_flow_level = YamlLimits().max_depth
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= self.max_flow_level:
+            raise _TooDeep(None, None, "exceeded maximum nesting depth", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -287,11 +301,18 @@ def _read(text: str, file: str | None, limits: YamlLimits, offset: int) -> Docum
     loader: _Loader | None = None
     try:
         loader = loader_class(text)  # the pure-Python reader checks every character here
+        if isinstance(loader, _Loader):
+            loader.max_flow_level = limits.max_depth
         node = loader.get_single_node()
         if node is None:
             raise WorkflowFileError([Problem(file, offset + 1, 1, None, "the file is empty", _SHAPE_HINT)])
         builder = _Builder(loader, SourceMap(file), limits, offset)
         data = builder.value(node, ())
+    except _TooDeep as exc:  # PyYAML's own scanner, at max_depth flow levels
+        mark = Mark.of(exc.problem_mark)
+        message = f"invalid YAML: lists or mappings nest more than {limits.max_depth} levels deep"
+        line, column = (mark.line + offset, mark.column) if mark is not None else (None, None)
+        raise WorkflowFileError([Problem(file, line, column, None, message)]) from None
     except yaml.reader.ReaderError as exc:  # a NUL or other control character, bad UTF-8
         bytewise = loader_class is not _Loader  # libyaml counts bytes, PyYAML characters
         raise WorkflowFileError([_reader_problem(exc, text, file, offset, bytewise=bytewise)]) from None
