@@ -178,6 +178,28 @@ async def raw_client(url: str, **options: Any) -> AsyncIterator[aiomqtt.Client]:
         yield client
 
 
+async def publish_each(url: str, messages: list[tuple[str, bytes]], *, tries: int = 3) -> None:
+    """Publish each (topic, payload) at QoS 1 from a bare client, in order.
+
+    The attacker is test equipment, not the product under test: if the broker drops it
+    (amqtt once reset such a connection under a loaded suite, and the next PUBACK never
+    came), it connects again and goes on from the first message not acknowledged. A
+    message sent twice is only a second rejection of the same garbage.
+    """
+    pending = list(messages)
+    for attempt in range(1, tries + 1):
+        try:
+            async with raw_client(url, timeout=5) as client:
+                while pending:
+                    topic, payload = pending[0]
+                    await client.publish(topic, payload, qos=1)
+                    pending.pop(0)
+            return
+        except aiomqtt.MqttError:
+            if attempt == tries:
+                raise
+
+
 async def next_message(client: aiomqtt.Client, within: float = 5.0) -> aiomqtt.Message:
     async with asyncio.timeout(within):
         async for message in client.messages:

@@ -24,7 +24,7 @@ from orchestrator.devices.protocol import (
 )
 from tools import tool
 
-from .conftest import LogWatch, next_message, raw_client
+from .conftest import LogWatch, next_message, publish_each, raw_client
 
 
 def request(**overrides: object) -> TaskRequest:
@@ -169,33 +169,40 @@ async def test_oversized_and_malformed_messages_are_rejected_and_serving_goes_on
     ):
         await devices.wait_for_devices(ids=["sturdy"])
         oid = devices.orchestrator_id
-        async with raw_client(broker_url) as attacker:
-            to_agent = topics.tasks("sturdy")
-            await attacker.publish(to_agent, b"\x00\xffnot json", qos=1)
-            await attacker.publish(to_agent, b'{"v": 99, "type": "request"}', qos=1)
-            await attacker.publish(to_agent, b'{"v": 1, "type": "request", "key": "k"}', qos=1)
-            await attacker.publish(to_agent, encode(request(tool="echo", args={"text": "x" * 5000})), qos=1)
-            await attacker.publish(topics.control("sturdy"), b"[1, 2]", qos=1)
-            for reason in (
-                "rejected a task request: payload is not JSON",
-                r"rejected a task request: unsupported protocol version 99 \(this side speaks 1\)",
-                r"rejected a task request: malformed 'request' message: orchestrator: Field required",
-                r"rejected a task request: payload of \d+ bytes exceeds the limit of 4096",
-                "rejected a control message: payload is a JSON list, not an object",
-            ):
-                await logs.wait_for(reason)
-            # The orchestrator side rejects garbage too, and goes on.
-            await attacker.publish(topics.results(oid, "sturdy"), b"{}", qos=1)
-            await attacker.publish(topics.results(oid, "sturdy"), b'{"v": 1, "type": "result"}', qos=1)
-            await attacker.publish(topics.heartbeat("sturdy"), b'{"v": 1, "type": "heartbeat"}', qos=1)
-            # Over the orchestrator's limit, under the broker's (Mosquitto disconnects beyond 1 MiB).
-            await attacker.publish(topics.status("ghost"), b"x" * 200_000, qos=1)
-            await logs.wait_for(r"rejected a message from device sturdy: not a stepweave message")
-            await logs.wait_for(
-                r"rejected a message from device sturdy: malformed 'result' message: device_id"
-            )
-            await logs.wait_for(r"rejected a heartbeat of device sturdy: malformed 'heartbeat'")
-            await logs.wait_for(r"rejected the status of device ghost: payload of 200000 bytes exceeds")
+        to_agent = topics.tasks("sturdy")
+        await publish_each(
+            broker_url,
+            [
+                (to_agent, b"\x00\xffnot json"),
+                (to_agent, b'{"v": 99, "type": "request"}'),
+                (to_agent, b'{"v": 1, "type": "request", "key": "k"}'),
+                (to_agent, encode(request(tool="echo", args={"text": "x" * 5000}))),
+                (topics.control("sturdy"), b"[1, 2]"),
+            ],
+        )
+        for reason in (
+            "rejected a task request: payload is not JSON",
+            r"rejected a task request: unsupported protocol version 99 \(this side speaks 1\)",
+            r"rejected a task request: malformed 'request' message: orchestrator: Field required",
+            r"rejected a task request: payload of \d+ bytes exceeds the limit of 4096",
+            "rejected a control message: payload is a JSON list, not an object",
+        ):
+            await logs.wait_for(reason)
+        # The orchestrator side rejects garbage too, and goes on.
+        await publish_each(
+            broker_url,
+            [
+                (topics.results(oid, "sturdy"), b"{}"),
+                (topics.results(oid, "sturdy"), b'{"v": 1, "type": "result"}'),
+                (topics.heartbeat("sturdy"), b'{"v": 1, "type": "heartbeat"}'),
+                # Over the orchestrator's limit, under the broker's (Mosquitto disconnects beyond 1 MiB).
+                (topics.status("ghost"), b"x" * 200_000),
+            ],
+        )
+        await logs.wait_for(r"rejected a message from device sturdy: not a stepweave message")
+        await logs.wait_for(r"rejected a message from device sturdy: malformed 'result' message: device_id")
+        await logs.wait_for(r"rejected a heartbeat of device sturdy: malformed 'heartbeat'")
+        await logs.wait_for(r"rejected the status of device ghost: payload of 200000 bytes exceeds")
         orchestrator = Orchestrator(tools=[echo], executors={"device": devices})
         result = await orchestrator.run(
             [
