@@ -56,6 +56,17 @@ def shared_broker(broker_kind: BrokerKind) -> Iterator[LocalBroker]:
         broker.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the shared broker's last log lines: the broker is a
+    child process whose output is otherwise lost with the run (a dropped connection, say)."""
+    report = yield
+    broker = getattr(item, "funcargs", {}).get("shared_broker")
+    if report.failed and isinstance(broker, LocalBroker):
+        report.sections.append((f"{broker.kind} broker output (last lines)", broker.output or "(none)"))
+    return report
+
+
 @pytest.fixture
 def broker_url(shared_broker: LocalBroker) -> str:
     if not shared_broker.running:  # a crashed broker must fail loudly, not time out every test
